@@ -15,12 +15,12 @@ import torch
 from fastcore.script import call_parse, Param, store_true
 from .models import PARADIGMS, get_entry
 from .train import TrainArgs, train, EXPECTED_ERRORS
-from .evaluate import EvalSettings, evaluate, reversal_curse, write_report, format_table
+from .evaluate import EvalSettings, evaluate, reversal_curse, write_report, format_table, _bound_cell, _f, _md
 from .sample import load_model, Trace
 
 # %% auto #0
 __all__ = ['BUDGETS', 'train_all', 'plot_curves', 'plot_forward_reverse', 'denoising_trace', 'plot_traces', 'machine_info',
-           'compare', 'main']
+           'compare', 'headline_table', 'main']
 
 # %% ../nbs/11_compare.ipynb #29b0adfc
 BUDGETS = ("steps", "wallclock")
@@ -60,10 +60,12 @@ def plot_forward_reverse(rows: list[dict]):
     from matplotlib.figure import Figure
     fig = Figure(figsize=(6, 3.5)); ax = fig.subplots()
     xs, w = range(len(rows)), 0.38
-    ax.bar([x - w / 2 for x in xs], [r["fwd_acc"] for r in rows], w, label="forward: B given A")
-    ax.bar([x + w / 2 for x in xs], [r["rev_acc"] for r in rows], w, label="reverse: A given B")
-    ax.set_xticks(list(xs), [f"{r['name']}\n(reverse by {r['reverse_by']})" for r in rows], fontsize=8)
-    ax.set_ylabel("greedy token accuracy"); ax.set_ylim(0, 1); ax.legend(fontsize=8)
+    bars = [ax.bar([x - w / 2 for x in xs], [r["fwd_acc"] for r in rows], w, label="forward: B given A"),
+            ax.bar([x + w / 2 for x in xs], [r["rev_acc"] for r in rows], w, label="reverse: A given B")]
+    for b in bars: ax.bar_label(b, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(list(xs), [f"{r['name']}\nreverse by\n{r['reverse_by']}" for r in rows], fontsize=8)
+    top = max([r["fwd_acc"] for r in rows] + [r["rev_acc"] for r in rows], default=0)
+    ax.set_ylabel("greedy token accuracy"); ax.set_ylim(0, min(1, max(0.25, 1.3 * top))); ax.legend(fontsize=8)
     ax.set_title(f"forward / reverse accuracy ({rows[0]['span']}-token spans)" if rows else "")
     return fig
 
@@ -93,11 +95,11 @@ def plot_traces(traces: dict):
 
 # %% ../nbs/11_compare.ipynb #aa50787a
 def machine_info() -> dict:
-    "What the numbers were measured on: platform, CPU, threads, torch, and the git commit if there is one."
+    "What the numbers were measured on: platform, CPU, threads, torch, and the git commit of the code (marked -dirty if edited)."
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    try: commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    try: commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
+                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None   # "-dirty": uncommitted edits
     except Exception: commit = None
     return {"platform": platform.platform(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "commit": commit,
@@ -132,7 +134,8 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
           "| setting | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in info.items() if v is not None),
           "\n## Validation bits per character during training\n",
           "![validation bits/char against step and wall time](curves.png)\n",
-          "| paradigm | steps | wall time (min) | final val bits/char |\n|---|---|---|---|\n" +
+          "| paradigm | steps | wall time (min) | val bits/char at the end (the trainer's estimate, on its evaluation batches) |\n"
+          "|---|---|---|---|\n" +
           "\n".join(f"| {p} | {r['step']} | {r['time'] / 60:.1f} | {r['val_bpc']:.3f}{' (bound)' if bounds.get(p) else ''} |"
                     for p, r in final.items()),
           "\n## Evaluation\n", eval_md.read_text(encoding="utf-8").split("\n", 1)[1],
@@ -146,6 +149,22 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
                                                  "traces": traces}, indent=1), encoding="utf-8")
     return {"report": report, "rows": rows, "metrics": metrics, "reversal": reversal, "traces": traces, "info": info}
 
+# %% ../nbs/11_compare.ipynb #4e089f9f
+def headline_table(report) -> str:
+    "A short markdown table of the main numbers in `report`: the result of `compare`, or the path of its report.json."
+    if isinstance(report, (str, Path)): report = json.loads(Path(report).read_text(encoding="utf-8"))
+    reversal = {r["paradigm"]: r for r in report.get("reversal") or []}
+    def rev(p):
+        r = reversal.get(p)
+        return "–" if r is None else f'{r["forward"]:.2f} / {r["reverse"]:.2f}' + (
+            f' / {r["reverse_infill"]:.2f}' if r["reverse_infill"] is not None else "")
+    rows = [[f'`{r["name"]}`', f'{r["params"] / 1e6:.2f}M', _bound_cell(r, with_error=True),
+             f'{report["metrics"][r["name"]][-1]["time"] / 60:.1f}' if report["metrics"].get(r["name"]) else "–",
+             _f(r["tokens_per_s"], "{:,.0f}"), f'{_f(r["judge_ppl"], "{:.2f}")} ({_f(r["judge_ppl_data"], "{:.2f}")})',
+             f'{r["fwd_acc"]:.2f} / {r["rev_acc"]:.2f}', rev(r["paradigm"])] for r in report["rows"]]
+    return _md(["paradigm", "params", "val bits/char", "train min", "sampling tokens/s", "judge ppl (real text)",
+                "next / previous span acc", 'facts: "A is ?" / "B is ?" (/ "? is B")'], rows)
+
 # %% ../nbs/11_compare.ipynb #17a69e2d
 @call_parse
 def main(models: Param("paradigms to compare, comma separated (default: all registered)", str) = None,
@@ -154,7 +173,7 @@ def main(models: Param("paradigms to compare, comma separated (default: all regi
          bpe_vocab_size: Param("vocabulary size of the bpe tokenizer", int) = 512,
          budget: Param("steps (the same number of optimizer steps) or wallclock (the same seconds)", str) = "steps",
          max_steps: Param("optimizer steps per paradigm, with --budget steps", int) = 2000,
-         seconds: Param("training seconds per paradigm, with --budget wallclock", float) = None,
+         seconds: Param("training seconds per paradigm, required with --budget wallclock (default: none)", float) = None,
          eval_interval: Param("evaluate (and plot a point) every this many steps", int) = 250,
          batch_size: Param("windows per training step", int) = 32,
          block_size: Param("context length", int) = 128,

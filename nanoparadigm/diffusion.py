@@ -69,7 +69,9 @@ class Diffusion(Paradigm):
         self.sampling_stats: dict = {}  # steps, model calls and row evaluations of the last generate/infill
 
     @property
-    def mask_id(self) -> int: return self.config.vocab_size
+    def mask_id(self) -> int:
+        "The id of [MASK]: one past the vocabulary, so no real token is ever confused with it."
+        return self.config.vocab_size
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         "SUBS denoiser: log x_theta(z) (B, T, vocab_size), the log-probabilities of the clean token at every position."

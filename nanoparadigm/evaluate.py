@@ -41,7 +41,9 @@ class Run:
     corpus: str           # the corpus name or path the dataset was built from
 
     @property
-    def paradigm(self) -> str: return self.model.name
+    def paradigm(self) -> str:
+        "The registered name of the model's paradigm."
+        return self.model.name
 
 def _tokenizer_key(d: dict) -> str: return json.dumps(d, sort_keys=True)
 
@@ -480,7 +482,7 @@ def write_report(rows: list[dict], out, settings: EvalSettings, reversal: list[d
 @call_parse
 def main(checkpoints: Param("checkpoint files (default: every out/*/best.pt)", str, nargs="*") = None,
          judge: Param("exact-likelihood checkpoint that scores samples (default: the ar run among the checkpoints)", str) = None,
-         dataset: Param("corpus to evaluate on, for checkpoints that do not record theirs", str) = None,
+         dataset: Param("corpus to evaluate on (default: the one each checkpoint records)", str) = None,
          eval_batches: Param("validation batches for bits/char (0: the whole split; default: whole split, 2 with --quick)", int) = None,
          batch_size: Param("windows per validation batch (default 32)", int) = None,
          mc_repeats: Param("Monte-Carlo repeats of a likelihood bound, >= 2 (default 2)", int) = None,

@@ -245,6 +245,7 @@ class MambaBlock(nn.Module):
     def forward(self, u): return u + self.drop(self.mixer(self.norm(u)))
 
     def step(self, u, state):
+        "One token through the block: `u` (B, C) and the mixer's state -> (B, C) and the new state."
         out, state = self.mixer.step(self.norm(u), state)
         return u + out, state
 

@@ -86,7 +86,9 @@ class Paradigm(nn.Module):
         self.config = config
 
     @property
-    def device(self) -> torch.device: return next(self.parameters()).device
+    def device(self) -> torch.device:
+        "The device the parameters live on."
+        return next(self.parameters()).device
 
     def num_params(self) -> int:
         "Number of trainable parameters (tied weights counted once)."
@@ -131,7 +133,9 @@ def shift_right(x: torch.Tensor, bos: int) -> torch.Tensor:
 class LeftToRight(Paradigm):
     "A paradigm that models p(x_t | x_<t): next-token loss, exact `nll`, and a stateful sampling loop."
     @property
-    def bos(self) -> int: return self.config.vocab_size
+    def bos(self) -> int:
+        "The id of the begin-of-sequence token that conditions the first prediction: one past the vocabulary."
+        return self.config.vocab_size
 
     def loss(self, x):
         logits = self(shift_right(x, self.bos))                                # (B, T, V)

@@ -214,7 +214,9 @@ class DistInfo:
     owns_group: bool = False   # True if `train` created the process group (and must destroy it)
 
     @property
-    def main(self) -> bool: return self.rank == 0
+    def main(self) -> bool:
+        "True in the process that writes files and prints (rank 0)."
+        return self.rank == 0
 
 def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:
     "Join the process group when launched by `torchrun` (gloo on CPU, NCCL on CUDA); return where we are and our device."
@@ -498,7 +500,7 @@ def main(model: str = "ar",  # paradigm: ar, diffusion, flow or mamba (any name 
          dataset: str = "shakespeare",  # shakespeare, wikitext, wikitext-sample, or the path of a UTF-8 text file
          tokenizer: str = "char",  # char or bpe
          bpe_vocab_size: int = 512,  # vocabulary size of the bpe tokenizer
-         data_dir: str = None,  # folder of WikiText-2's raw files
+         data_dir: str = None,  # folder of WikiText-2's raw files (default: $NANOPARADIGM_DATA, else the download cache)
          n_layer: int = 4,  # layers
          n_head: int = 4,  # attention heads (transformers)
          n_embd: int = 128,  # width
@@ -510,8 +512,8 @@ def main(model: str = "ar",  # paradigm: ar, diffusion, flow or mamba (any name 
          sampling_steps: int = 64,  # denoising steps (diffusion, flow)
          batch_size: int = 32,  # windows per step and per process
          max_steps: int = 2000,  # optimizer steps
-         epochs: float = None,  # passes over the training tokens (stops at whichever of max_steps and epochs comes first)
-         max_time: float = None,  # wall-clock seconds of training; the cosine then follows the elapsed fraction of it
+         epochs: float = None,  # passes over the training tokens; the run stops at max_steps or epochs, whichever comes first (default: no limit)
+         max_time: float = None,  # wall-clock seconds of training; the cosine then follows the elapsed fraction of it (default: no limit)
          lr: float = 1e-3,  # peak learning rate
          min_lr: float = None,  # final learning rate (default lr / 10)
          warmup_steps: int = 100,  # linear warmup steps

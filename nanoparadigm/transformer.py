@@ -47,7 +47,9 @@ class KVCache:
         self.pos = 0  # number of positions already filled
 
     @property
-    def capacity(self) -> int: return self.k[0].size(2)
+    def capacity(self) -> int:
+        "How many positions the preallocated cache can hold."
+        return self.k[0].size(2)
 
 class SelfAttention(nn.Module):
     "Multi-head self-attention, causal or bidirectional, with `F.scaled_dot_product_attention`."

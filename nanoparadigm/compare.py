@@ -13,6 +13,7 @@ from dataclasses import replace, asdict
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, Param, store_true
+import nanoparadigm
 from .models import PARADIGMS, get_entry
 from .train import TrainArgs, train, EXPECTED_ERRORS
 from .evaluate import EvalSettings, evaluate, reversal_curse, write_report, format_table, _bound_cell, _f, _md
@@ -98,9 +99,11 @@ def machine_info() -> dict:
     "What the numbers were measured on: platform, CPU, threads, torch, and the git commit of the code (marked -dirty if edited)."
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    try: commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
-                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None   # "-dirty": uncommitted edits
-    except Exception: commit = None
+    try:
+        git = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
+                             cwd=Path(nanoparadigm.__file__).parent, timeout=60)    # "-dirty": the code had uncommitted edits
+        commit = git.stdout.strip() or f"unknown (git: {git.stderr.strip()[:100] or 'no output'})"
+    except (OSError, subprocess.SubprocessError) as e: commit = f"unknown ({type(e).__name__})"  # no git, or not a checkout
     return {"platform": platform.platform(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "commit": commit,
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
@@ -111,9 +114,8 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
     "Train `paradigms` (default: all registered) under one budget, evaluate them and write `out/report.md`."
     paradigms = list(paradigms or PARADIGMS)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    machine = machine_info()   # before anything is written: a report folder kept in git would make the tree look edited
     metrics = train_all(paradigms, out / "runs", budget, max_steps, seconds, resume, **train_args)
-    train_minutes = (time.perf_counter() - t0) / 60
     settings = eval_settings or EvalSettings()
     checkpoints = [out / "runs" / p / "best.pt" for p in paradigms]
     rows = evaluate(checkpoints, settings=settings)
@@ -126,8 +128,8 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
     traces = {p: denoising_trace(c, trace_steps, seed=settings.seed) for p, c in zip(paradigms, checkpoints)
               if get_entry(p).cls.iterative}
     if traces: plot_traces(traces).savefig(out / "traces.png", dpi=120, bbox_inches="tight")
-    info = {**machine_info(), "command": command, "budget": budget, "max_steps": max_steps if budget == "steps" else None,
-            "seconds": seconds if budget == "wallclock" else None, "train_minutes": round(train_minutes, 1),
+    info = {**machine, "command": command, "budget": budget, "max_steps": max_steps if budget == "steps" else None,
+            "seconds": seconds if budget == "wallclock" else None, "train_minutes": round(sum(m[-1]["time"] for m in metrics.values() if m) / 60, 1),  # of the runs, reused or not
             "train_args": {k: v for k, v in train_args.items()}}
     final = {p: m[-1] for p, m in metrics.items() if m}
     md = ["# nanoparadigm: head-to-head comparison\n",

@@ -96,14 +96,17 @@ def plot_traces(traces: dict):
 
 # %% ../nbs/11_compare.ipynb #aa50787a
 def machine_info() -> dict:
-    "What the numbers were measured on: platform, CPU, threads, torch, and the git commit of the code (marked -dirty if edited)."
+    "What the numbers were measured on: platform, CPU, threads, torch, and the git commit of the code (-dirty: the package had uncommitted edits)."
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
                 if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    def git(*args):   # run in the package's folder: a git checkout for an editable install, none for a wheel
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(nanoparadigm.__file__).parent, timeout=60)
     try:
-        git = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True, text=True,
-                             cwd=Path(nanoparadigm.__file__).parent, timeout=60)    # "-dirty": the code had uncommitted edits
-        commit = git.stdout.strip() or f"unknown (git: {git.stderr.strip()[:100] or 'no output'})"
-    except (OSError, subprocess.SubprocessError) as e: commit = f"unknown ({type(e).__name__})"  # no git, or not a checkout
+        head = git("rev-parse", "--short=7", "HEAD")
+        edited = git("status", "--porcelain", "--untracked-files=no", "--", ".").stdout.strip()  # the package's code only:
+        commit = (head.stdout.strip() + ("-dirty" if edited else "")        # reports written beside it do not count
+                  if head.returncode == 0 else f"unknown (git: {head.stderr.strip()[:100]})")
+    except (OSError, subprocess.SubprocessError) as e: commit = f"unknown ({type(e).__name__})"  # no git at all
     return {"platform": platform.platform(), "cpu": cpu, "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "commit": commit,
             "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}

@@ -15,7 +15,7 @@ import torch
 from fastcore.script import call_parse, Param, store_true
 import nanoparadigm
 from .models import PARADIGMS, get_entry
-from .train import TrainArgs, train, EXPECTED_ERRORS
+from .train import TrainArgs, train, EXPECTED_ERRORS, UNLIMITED_STEPS
 from .evaluate import EvalSettings, evaluate, reversal_curse, write_report, format_table, _bound_cell, _f, _md
 from .sample import load_model, Trace
 
@@ -36,7 +36,7 @@ def train_all(paradigms, runs_dir, budget: str = "steps", max_steps: int = 2000,
     metrics = {}
     for p in paradigms:
         out_dir = Path(runs_dir) / p
-        args = TrainArgs(model=p, out_dir=str(out_dir), max_steps=max_steps if budget == "steps" else 10**9,
+        args = TrainArgs(model=p, out_dir=str(out_dir), max_steps=max_steps if budget == "steps" else UNLIMITED_STEPS,
                          max_time=seconds if budget == "wallclock" else None, **train_args)
         result = train(replace(args, resume=resume and (out_dir / "last.pt").is_file()))
         metrics[p] = result.metrics

@@ -29,10 +29,10 @@ from .data import TextDataset, make_generator
 from .models import PARADIGMS, get_entry, build_model, save_checkpoint, load_checkpoint, CheckpointError
 
 # %% auto #0
-__all__ = ['MODEL_FLAGS', 'RESUME_FREE', 'EXPECTED_ERRORS', 'TrainArgs', 'model_config', 'check_args', 'pick_device', 'autocast',
-           'lr_at', 'total_steps', 'make_optimizer', 'preserve_rng', 'evaluate', 'LossOf', 'DistInfo',
-           'init_distributed', 'resumed_args', 'parameters_digest', 'NonFiniteLossError', 'TrainResult', 'train',
-           'fail', 'main']
+__all__ = ['UNLIMITED_STEPS', 'MODEL_FLAGS', 'RESUME_FREE', 'EXPECTED_ERRORS', 'TrainArgs', 'model_config', 'check_args',
+           'pick_device', 'autocast', 'lr_at', 'total_steps', 'make_optimizer', 'preserve_rng', 'evaluate', 'LossOf',
+           'DistInfo', 'init_distributed', 'resumed_args', 'parameters_digest', 'NonFiniteLossError', 'TrainResult',
+           'train', 'fail', 'main']
 
 # %% ../nbs/08_train.ipynb #42a6f451
 @dataclass
@@ -76,6 +76,8 @@ class TrainArgs:
     def run_dir(self) -> Path:
         "The output folder: `out_dir`, or `out/<model>`."
         return Path(self.out_dir) if self.out_dir is not None else Path("out") / self.model
+
+UNLIMITED_STEPS = 10**9  # max_steps of a run that only max_time (or epochs) ends
 
 # Flags that describe a model; each goes to the paradigm's config when the config has a field of that name.
 MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "d_state", "expand_factor", "d_conv",
@@ -310,6 +312,11 @@ def train(args: TrainArgs | None = None, callback=None, **overrides) -> TrainRes
         if info.owns_group: dist.destroy_process_group()
 
 # %% ../nbs/08_train.ipynb #a49fdcb8
+def _budget_text(args: TrainArgs, n_steps: int) -> str:
+    "The run's budget in words: '2,000 steps', or '300 s of training (at most 2,000 steps)' with `max_time`."
+    if args.max_time is None: return f"{n_steps:,} steps"
+    return f"{args.max_time:g} s of training" + (f" (at most {n_steps:,} steps)" if n_steps < UNLIMITED_STEPS else "")
+
 def _train(args: TrainArgs, info: DistInfo, device: torch.device, callback) -> TrainResult:
     out_dir = args.run_dir
     ckpt = None
@@ -375,7 +382,7 @@ def _train(args: TrainArgs, info: DistInfo, device: torch.device, callback) -> T
             "vocab_size": data.vocab_size, "total_steps": n_steps, "world_size": info.world_size,
             "device": str(device), "torch": torch.__version__}, indent=2) + "\n")
         _log(info, f"{model.name}: {model.num_params():,} parameters on {device} x {info.world_size}; {data}; "
-                   f"{n_steps} steps of {step_tokens:,} tokens" + (f" (resuming at step {step})" if ckpt else ""))
+                   f"{_budget_text(args, n_steps)}, {step_tokens:,} tokens per step" + (f" (resuming at step {step})" if ckpt else ""))
 
     def save(last_only: bool):
         "Gather every rank's random states, then rank 0 writes last.pt (and best.pt when the last evaluation improved)."

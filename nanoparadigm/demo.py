@@ -61,10 +61,9 @@ class Request:
         if self.mode not in MODES: raise ValueError(f"mode={self.mode!r}: use one of {MODES}")
 
 # %% ../nbs/12_demo.ipynb #e3e46f63
-def _frame(req: Request, tokenizer, new) -> str:
-    "The text a column shows: the context around the `new` token ids (the gap in infill mode, else after the prompt)."
-    middle = render(tokenizer, new)
-    return req.prefix + "[" + middle + "]" + req.suffix if req.mode == "infill" else req.prompt + middle
+def _frame(req: Request, new: str) -> str:
+    "The text a column shows: the context around the `new` text (the gap in infill mode, else after the prompt)."
+    return req.prefix + "[" + new + "]" + req.suffix if req.mode == "infill" else req.prompt + new
 
 @dataclass
 class DemoSession:
@@ -86,21 +85,22 @@ class DemoSession:
     def run_one(self, item: Loaded, req: Request, on_step=None) -> str:
         "The final text of `item` for `req`; every step is recorded and passed to `on_step(name, step, text)`."
         frames = self.frames[item.name] = []
+        def record(step, text):
+            frames.append((step, text))
+            if on_step is not None: on_step(item.name, step, text)
         def callback(step, tokens):  # tokens: (n, new so far) of the new tokens only
-            frames.append((step, _frame(req, item.tokenizer, tokens[0])))
-            if on_step is not None: on_step(item.name, *frames[-1])
+            record(step, _frame(req, render(item.tokenizer, tokens[0])))
         kw = dict(temperature=req.temperature, top_k=req.top_k or None, seed=req.seed, callback=callback,
                   steps=req.steps if item.model.iterative else None)
         try:
             if req.mode == "infill":
                 fill, = infill_text(item.model, item.tokenizer, req.prefix, req.suffix, req.length, **kw)
-                text = req.prefix + "[" + fill + "]" + req.suffix
+                text = _frame(req, fill)
             else:
                 text, = generate_text(item.model, item.tokenizer, req.prompt, req.length, **kw)
         except ValueError as e:    # the paradigm's own words: cannot infill, prompt too long for the window, ...
             text = f"({item.name}: {e})"
-        frames.append(("final", text))
-        if on_step is not None: on_step(item.name, "final", text)
+        record("final", text)
         return text
 
     def run(self, req: Request, on_step=None) -> dict:

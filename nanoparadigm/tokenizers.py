@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['BPE_PATTERN', 'TOKENIZERS', 'CharTokenizer', 'split_words', 'merge_pair', 'bpe_merges', 'BPETokenizer',
-           'tokenizer_from_dict', 'tokenizer_from_json', 'load_tokenizer']
+           'tokenizer_from_dict', 'tokenizer_from_json', 'load_tokenizer', 'render']
 
 # %% ../nbs/00_tokenizers.ipynb #c06ab6d3
 import heapq
@@ -294,3 +294,18 @@ def tokenizer_from_json(s: str):
 def load_tokenizer(path):
     "Load whichever tokenizer was saved to `path` with `save`."
     return tokenizer_from_json(Path(path).read_text(encoding="utf-8"))
+
+# %% ../nbs/00_tokenizers.ipynb #17cf04db
+def render(tokenizer, ids, placeholder: str = "_") -> str:
+    """Text of token ids `ids`, each id outside the tokenizer's vocabulary shown as `placeholder`.
+
+    >>> render(CharTokenizer("abc"), [0, 3, 1, 3, 3, 2])
+    'a_b__c'
+    """
+    out, run = [], []
+    for i in _as_int_list(ids):
+        if 0 <= i < tokenizer.vocab_size: run.append(i); continue
+        if run: out.append(tokenizer.decode(run)); run = []   # decode runs, not single ids: BPE bytes join up
+        out.append(placeholder)
+    if run: out.append(tokenizer.decode(run))
+    return "".join(out)

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .paradigm import Paradigm, check_positive, sample_from_logits, prompt_tensor
+from .paradigm import Denoiser, check_positive, sample_from_logits
 from .transformer import TransformerConfig
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'antithetic_times', 'DiffusionConfig', 'Diffusion',
-           'render_masked']
+__all__ = ['SAMPLERS', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'antithetic_times', 'DiffusionConfig', 'Diffusion']
 
 # %% ../nbs/04_diffusion.ipynb #7ceb7bea
 def log_linear_alpha(t: torch.Tensor | float, eps: float) -> torch.Tensor | float:
@@ -56,12 +55,9 @@ class DiffusionConfig(TransformerConfig):
         if not 0 < self.eps < 1: raise ValueError(f"eps={self.eps}: must be in (0, 1), e.g. 1e-3")
 
 # %% ../nbs/04_diffusion.ipynb #c2303212
-class Diffusion(Paradigm):
+class Diffusion(Denoiser):
     "MDLM: a bidirectional transformer denoiser with SUBS, trained on the continuous-time NELBO, sampled by unmasking."
     name = "diffusion"
-    can_infill = True
-    exact_nll = False
-    iterative = True
 
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)
@@ -97,12 +93,14 @@ class Diffusion(Paradigm):
 # %% ../nbs/04_diffusion.ipynb #6cf8c0ad
 @patch
 @torch.no_grad()
-def _denoise(self: Diffusion, z: torch.Tensor, start: int, stop: int, steps: int, temperature: float,
-             top_k: int | None, sampler: str, callback, generator: torch.Generator | None) -> torch.Tensor:
-    "Unmask every [MASK] of the windows `z` (n, W) in `steps` steps; `callback` sees columns start:stop."
+def denoise(self: Diffusion, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
+            top_k: int | None = None, callback=None, region: slice = slice(None),
+            generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
+    "Mask the positions of `window` (n, W) where `known` (W,) is False and unmask them in `steps` steps; `callback` sees `region`."
+    sampler = sampler or self.config.sampler
     if sampler not in SAMPLERS: raise ValueError(f"sampler={sampler!r}: must be one of {SAMPLERS}")
-    eps, n = self.config.eps, z.size(0)
-    z = z.clone()
+    eps, n = self.config.eps, window.size(0)
+    z = window.masked_fill(~known, self.mask_id)                                    # (n, W)
     n_masked0 = (z == self.mask_id).sum(1)                                          # (n,) masks to fill, per row
     logp = torch.zeros(*z.shape, self.config.vocab_size, device=z.device)           # (n, W, V) cached x_theta
     stale = torch.ones(n, dtype=torch.bool, device=z.device)                        # rows whose cache is out of date
@@ -128,63 +126,6 @@ def _denoise(self: Diffusion, z: torch.Tensor, start: int, stop: int, steps: int
                 reveal = masked & (rank < n_reveal[:, None])                        # (n, W)
                 z[reveal] = proposal[reveal]
             stale |= reveal.any(1)
-        if callback is not None: callback(steps - k + 1, z[:, start:stop])
+        if callback is not None: callback(steps - k + 1, z[:, region])
     self.sampling_stats = {"steps": steps, "model_calls": calls, "row_evaluations": rows}
     return z
-
-# %% ../nbs/04_diffusion.ipynb #730212a2
-@patch
-def _check_ids(self: Diffusion, ids: torch.Tensor, what: str) -> torch.Tensor:
-    if ids.numel() and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
-        raise ValueError(f"{what} holds ids outside [0, {self.config.vocab_size}): pass token ids of the model's "
-                         f"tokenizer (the [MASK] id {self.mask_id} is reserved)")
-    return ids
-
-@patch
-def _check_window(self: Diffusion, what: str, n_tokens: int):
-    bs = self.config.block_size
-    if n_tokens > bs:
-        raise ValueError(f"{what} = {n_tokens} tokens do not fit in block_size={bs}: masked diffusion denoises one "
-                         f"window at a time; shorten them to at most {bs} tokens in all")
-
-@patch
-@torch.no_grad()
-def generate(self: Diffusion, n: int, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
-             steps: int | None = None, callback=None, generator: torch.Generator | None = None,
-             *, sampler: str | None = None) -> torch.Tensor:
-    "`n` samples of `length` tokens after the clamped `prompt`, unmasked in `steps` steps: (n, length)."
-    check_positive(n=n, length=length, steps=steps)
-    prompt = self._check_ids(prompt_tensor(prompt, n, self.device), "prompt")      # (n, P)
-    P = prompt.size(1)
-    self._check_window(f"prompt ({P}) + length ({length})", P + length)
-    z = torch.cat([prompt, prompt.new_full((n, length), self.mask_id)], 1)         # (n, P + length)
-    z = self._denoise(z, P, P + length, steps or self.config.sampling_steps, temperature, top_k,
-                      sampler or self.config.sampler, callback, generator)
-    return z[:, P:]
-
-@patch
-@torch.no_grad()
-def infill(self: Diffusion, prefix, suffix, fill_length: int, steps: int | None = None, *, n: int = 1,
-           temperature: float = 1.0, top_k: int | None = None, callback=None,
-           generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
-    "`n` fillings of `fill_length` tokens between the clamped `prefix` and `suffix`: (n, fill_length)."
-    check_positive(n=n, fill_length=fill_length, steps=steps)
-    prefix = self._check_ids(prompt_tensor(prefix, n, self.device), "prefix")      # (n, P)
-    suffix = self._check_ids(prompt_tensor(suffix, n, self.device), "suffix")      # (n, S)
-    P, S = prefix.size(1), suffix.size(1)
-    self._check_window(f"prefix ({P}) + fill_length ({fill_length}) + suffix ({S})", P + fill_length + S)
-    z = torch.cat([prefix, prefix.new_full((n, fill_length), self.mask_id), suffix], 1)  # (n, P + fill + S)
-    z = self._denoise(z, P, P + fill_length, steps or self.config.sampling_steps, temperature, top_k,
-                      sampler or self.config.sampler, callback, generator)
-    return z[:, P:P + fill_length]
-
-# %% ../nbs/04_diffusion.ipynb #46d88a38
-def render_masked(ids, decode, mask_id: int, mask_char: str = "_") -> str:
-    "Text of the token ids `ids` with every `mask_id` shown as `mask_char`; `decode` turns a list of ids into text."
-    out, run = [], []
-    for tok in (ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)):
-        if tok != mask_id: run.append(tok); continue
-        if run: out.append(decode(run)); run = []
-        out.append(mask_char)
-    if run: out.append(decode(run))
-    return "".join(out)

@@ -8,11 +8,11 @@ import math
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
-from .paradigm import Paradigm, check_positive, sample_from_logits, prompt_tensor
+from .paradigm import Denoiser, check_positive, sample_from_logits, stratified_uniform
 from .transformer import TransformerConfig
 
 # %% auto #0
-__all__ = ['FlowConfig', 'stratified_uniform', 'corrupt_uniform', 'DiscreteFlow', 'generalized_kl']
+__all__ = ['FlowConfig', 'corrupt_uniform', 'DiscreteFlow', 'generalized_kl']
 
 # %% ../nbs/05_flow.ipynb #e7aeaa35
 @dataclass
@@ -29,11 +29,6 @@ class FlowConfig(TransformerConfig):
         if not 0 < self.nll_eps < 1: raise ValueError(f"nll_eps must be in (0, 1), got {self.nll_eps}")
 
 # %% ../nbs/05_flow.ipynb #0f4ebf49
-def stratified_uniform(n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    "`n` times in [0, 1), one in each interval [b/n, (b+1)/n), shifted together by one uniform draw: (n,)."
-    u = torch.rand((), generator=generator, device=device)
-    return (u + torch.arange(n, device=device) / n) % 1.0                               # (n,)
-
 def corrupt_uniform(x1: torch.Tensor, kappa: torch.Tensor, vocab_size: int,
                     generator: torch.Generator | None = None) -> torch.Tensor:
     "Sample x_t from the mixture path: keep each token of `x1` (B, T) with probability `kappa` (B,), else a uniform one."
@@ -42,12 +37,9 @@ def corrupt_uniform(x1: torch.Tensor, kappa: torch.Tensor, vocab_size: int,
     return torch.where(keep, x1, noise)
 
 # %% ../nbs/05_flow.ipynb #0a97b42e
-class DiscreteFlow(Paradigm):
+class DiscreteFlow(Denoiser):
     "Discrete flow matching with a uniform source: a time-conditioned denoiser, an Euler sampler, and an ELBO for `nll`."
     name = "flow"
-    can_infill = True
-    exact_nll = False
-    iterative = True
 
     def __init__(self, config: FlowConfig):
         super().__init__(config)
@@ -86,25 +78,11 @@ class DiscreteFlow(Paradigm):
         last = F.cross_entropy(logits[B:].transpose(1, 2).float(), x, reduction="none").sum(1)  # (B,) final draw
         return path + last
 
-    def _given_ids(self, ids, n: int, what: str) -> torch.Tensor:
-        "`ids` (list, (P,) or (n, P)) as an (n, P) tensor of valid token ids."
-        ids = prompt_tensor(ids, n, self.device)                                     # (n, P)
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
-            raise ValueError(f"{what} holds ids outside [0, {self.config.vocab_size}): pass token ids of the model's tokenizer")
-        return ids
-
-    def _check_window(self, width: int, what: str):
-        if width > self.config.block_size:
-            raise ValueError(f"{what} = {width} tokens, more than block_size={self.config.block_size}: the flow refines "
-                             "one window at once; shorten the request or use a model with a larger block_size")
-
     @torch.no_grad()
-    def euler_sample(self, window: torch.Tensor, known: torch.Tensor, steps: int | None = None,
-                     temperature: float = 1.0, top_k: int | None = None, callback=None, region=slice(None),
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-        "Run the sampler on `window` (n, W) from t=0 to 1, never changing the positions where `known` (W,) is True."
-        steps = steps or self.config.sampling_steps
-        check_positive(steps=steps)
+    def denoise(self, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
+                top_k: int | None = None, callback=None, region=slice(None),
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        "Run the Euler sampler on `window` (n, W) from t=0 to 1, never changing the positions where `known` (W,) is True."
         n, W = window.shape
         free = ~known.to(window.device)                                              # (W,)
         noise = torch.randint(0, self.config.vocab_size, window.shape, generator=generator, device=window.device)
@@ -119,29 +97,6 @@ class DiscreteFlow(Paradigm):
             x = torch.where(jump, sample_from_logits(logits, temperature, top_k, generator), x)
             if callback is not None: callback(k + 1, x[:, region])
         return x
-
-    def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None, generator=None):
-        "`n` samples of `length` tokens after `prompt` (kept fixed in the window), refined over `steps` Euler steps."
-        check_positive(n=n, length=length, steps=steps)
-        prefix = self._given_ids(prompt, n, "prompt")                                # (n, P)
-        P = prefix.size(1)
-        self._check_window(P + length, f"prompt ({P}) + length ({length})")
-        window = torch.cat([prefix, prefix.new_zeros(n, length)], 1)                 # (n, P + length)
-        known = torch.arange(P + length) < P
-        return self.euler_sample(window, known, steps, temperature, top_k, callback, slice(P, None), generator)[:, P:]
-
-    def infill(self, prefix, suffix, fill_length, steps=None, *, n=1, temperature=1.0, top_k=None, callback=None,
-               generator=None):
-        "`n` fillings of `fill_length` tokens between `prefix` and `suffix`, which stay fixed while the gap is refined."
-        check_positive(n=n, fill_length=fill_length, steps=steps)
-        pre, suf = self._given_ids(prefix, n, "prefix"), self._given_ids(suffix, n, "suffix")    # (n, P), (n, S)
-        P, S = pre.size(1), suf.size(1)
-        self._check_window(P + fill_length + S, f"prefix ({P}) + fill_length ({fill_length}) + suffix ({S})")
-        window = torch.cat([pre, pre.new_zeros(n, fill_length), suf], 1)           # (n, W)
-        pos = torch.arange(window.size(1))
-        known = (pos < P) | (pos >= P + fill_length)
-        gap = slice(P, P + fill_length)
-        return self.euler_sample(window, known, steps, temperature, top_k, callback, gap, generator)[:, gap]
 
 # %% ../nbs/05_flow.ipynb #9b6723f6
 def generalized_kl(logits: torch.Tensor, x1: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:

@@ -11,17 +11,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['ModelConfig', 'check_positive', 'sample_from_logits', 'prompt_tensor', 'Paradigm', 'shift_right', 'LeftToRight']
+__all__ = ['ModelConfig', 'check_positive', 'sample_from_logits', 'Paradigm', 'shift_right', 'LeftToRight', 'stratified_uniform',
+           'Denoiser']
 
 # %% ../nbs/01a_paradigm.ipynb #8048d873
 @dataclass
 class ModelConfig:
     "Hyperparameters shared by every paradigm; each paradigm's config extends it."
     vocab_size: int = 65    # number of real tokens (a char tokenizer on Shakespeare gives 65)
-    block_size: int = 128   # the longest window the model sees at once
-    n_layer: int = 4
-    n_embd: int = 128
-    dropout: float = 0.1
+    block_size: int = 128   # context length: the longest window the model sees at once, and the training window
+    n_layer: int = 4        # layers
+    n_embd: int = 128       # width of the residual stream
+    dropout: float = 0.1    # dropout probability
 
     def __post_init__(self):
         check_positive(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer, n_embd=self.n_embd)
@@ -52,9 +53,11 @@ def check_positive(**values):
 def sample_from_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                        generator: torch.Generator | None = None) -> torch.Tensor:
     "Draw one token id per row of `logits` (..., V); `temperature=0` is greedy decoding."
-    if temperature < 0: raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
     if temperature == 0: return logits.argmax(-1)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature                     # (..., V), max 0
     if top_k is not None:
         check_positive(top_k=top_k)
         kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[..., -1:]  # (..., 1)
@@ -62,17 +65,17 @@ def sample_from_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: in
     probs = logits.softmax(-1).reshape(-1, logits.size(-1))                               # (N, V)
     return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
 
-# %% ../nbs/01a_paradigm.ipynb #774964f9
-def prompt_tensor(prompt, n: int, device=None) -> torch.Tensor:
-    "`prompt` (list of ids, (P,) or (n, P) tensor, or None) as an (n, P) long tensor; None gives (n, 0)."
-    if prompt is None: return torch.zeros(n, 0, dtype=torch.long, device=device)
-    p = torch.as_tensor(prompt, dtype=torch.long, device=device)
-    if p.dim() == 1: p = p.unsqueeze(0).expand(n, -1)
-    if p.dim() != 2 or p.size(0) != n:
-        raise ValueError(f"prompt must be a list of ids or a (P,) or ({n}, P) tensor, got shape {tuple(p.shape)}")
-    return p.contiguous()
-
 # %% ../nbs/01a_paradigm.ipynb #11631336
+def _paradigms_with(attr: str) -> list[str]:
+    "Names of the defined paradigm classes whose class attribute `attr` is true (found by walking the subclasses)."
+    names, todo = [], list(Paradigm.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo += cls.__subclasses__()
+        if cls.name and getattr(cls, attr) and cls.name not in names: names.append(cls.name)
+    return names
+
+
 class Paradigm(nn.Module):
     "Base class of every paradigm: `loss`, `nll`, `generate` and (where it can) `infill` on token ids."
     name: str = ""               # registry name, e.g. "ar"
@@ -80,6 +83,7 @@ class Paradigm(nn.Module):
     exact_nll: bool = True       # False where `nll` is an upper bound (NELBO)
     iterative: bool = False      # generation refines a whole window over `steps` passes
     no_weight_decay: tuple = ()  # parameter-name suffixes the optimizer must not decay (besides biases and norms)
+    train_defaults: dict = {}    # training settings of this paradigm's best recipe, where they differ from the trainer's
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -111,10 +115,28 @@ class Paradigm(nn.Module):
                temperature: float = 1.0, top_k: int | None = None, callback=None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         "`n` fillings of `fill_length` tokens between `prefix` and `suffix`: (n, fill_length)."
-        from nanoparadigm.models import PARADIGMS  # at call time: the registry imports this module
-        able = [k for k, entry in PARADIGMS.items() if entry.cls.can_infill]
         raise ValueError(f"the '{self.name}' paradigm generates left to right and cannot infill; "
-                         f"use one of: {', '.join(able)}")
+                         f"use one of: {', '.join(_paradigms_with('can_infill'))}")
+
+    def token_ids(self, ids, n: int, what: str = "prompt") -> torch.Tensor:
+        "`ids` (None, a list of ids, a (P,) or an (n, P) tensor) as an (n, P) long tensor of valid token ids on the model's device."
+        V = self.config.vocab_size
+        if ids is None: return torch.zeros(n, 0, dtype=torch.long, device=self.device)
+        try: t = torch.as_tensor(ids)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{what} must be token ids (a list of integers or an integer tensor): {e}") from None
+        if t.numel() == 0: t = t.long()                       # torch.as_tensor([]) is a float tensor
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"{what} must hold integer token ids, got {t.dtype} values; encode text with the model's tokenizer")
+        t = t.to(self.device, torch.long)
+        if t.dim() == 1: t = t.unsqueeze(0).expand(n, -1)
+        if t.dim() != 2 or t.size(0) != n:
+            raise ValueError(f"{what} must be a list of ids or a (P,) or ({n}, P) tensor, got shape {tuple(t.shape)}")
+        if t.numel() and (t.min() < 0 or t.max() >= V):
+            bad = t[(t < 0) | (t >= V)].unique()[:5].tolist()
+            raise ValueError(f"{what} holds ids {bad} outside [0, {V}): pass token ids of the model's tokenizer "
+                             f"(ids from {V} on are reserved for the model's own tokens, such as BOS or [MASK])")
+        return t.contiguous()
 
     def param_groups(self, weight_decay: float) -> list[dict]:
         "AdamW groups: decay matrices, not biases, norms, or the names in `no_weight_decay`."
@@ -158,7 +180,7 @@ class LeftToRight(Paradigm):
     def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None, generator=None):
         check_positive(n=n, length=length)
         context = torch.cat([torch.full((n, 1), self.bos, dtype=torch.long, device=self.device),
-                             prompt_tensor(prompt, n, self.device)], 1)       # (n, 1 + P)
+                             self.token_ids(prompt, n)], 1)                  # (n, 1 + P)
         logits, state = self.advance(self.init_state(n), context)             # (n, V)
         out = torch.empty(n, length, dtype=torch.long, device=self.device)
         for i in range(length):
@@ -166,3 +188,50 @@ class LeftToRight(Paradigm):
             if callback is not None: callback(i + 1, out[:, :i + 1])
             if i + 1 < length: logits, state = self.advance(state, out[:, i:i + 1])
         return out
+
+# %% ../nbs/01a_paradigm.ipynb #04e8d0ca
+def stratified_uniform(n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    "`n` times in [0, 1), one in each interval [i/n, (i+1)/n), all shifted by one uniform draw: (n,)."
+    u = torch.rand((), generator=generator, device=device)
+    return (u + torch.arange(n, device=device) / n) % 1.0                               # (n,)
+
+
+class Denoiser(Paradigm):
+    "A paradigm that refines a whole window of at most `block_size` tokens in `steps` passes: generation and infilling share it."
+    can_infill = True
+    exact_nll = False
+    iterative = True
+
+    def denoise(self, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
+                top_k: int | None = None, callback=None, region: slice = slice(None),
+                generator: torch.Generator | None = None, **options) -> torch.Tensor:
+        "Refine the positions of `window` (n, W) where `known` (W,) is False, in `steps` passes; `callback(step, window[:, region])`."
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def _fill(self, n, prefix, length, suffix, steps, what, **kw) -> torch.Tensor:
+        "Lay out prefix + `length` unknown positions + suffix, check it fits, denoise it, return the new tokens (n, length)."
+        check_positive(n=n, steps=steps, **{what[1]: length})
+        pre, suf = self.token_ids(prefix, n, what[0]), self.token_ids(suffix, n, "suffix")   # (n, P), (n, S)
+        P, S, bs = pre.size(1), suf.size(1), self.config.block_size
+        sizes = f"{what[0]} ({P}) + {what[1]} ({length})" + (f" + suffix ({S})" if S else "")
+        if P + length + S > bs:
+            raise ValueError(f"{sizes} = {P + length + S} tokens do not fit in block_size={bs}: the '{self.name}' model "
+                             f"denoises one window at a time; shorten them to at most {bs} tokens in all")
+        window = torch.cat([pre, pre.new_zeros(n, length), suf], 1)                         # (n, W)
+        pos = torch.arange(window.size(1), device=window.device)
+        known = (pos < P) | (pos >= P + length)                                             # (W,)
+        gap = slice(P, P + length)
+        return self.denoise(window, known, steps or self.config.sampling_steps, region=gap, **kw)[:, gap]
+
+    def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None,
+                 generator=None, **options):
+        "`n` samples of `length` tokens after the clamped `prompt`, refined in `steps` passes (default: the config's)."
+        return self._fill(n, prompt, length, None, steps, ("prompt", "length"), temperature=temperature, top_k=top_k,
+                          callback=callback, generator=generator, **options)
+
+    def infill(self, prefix, suffix, fill_length, steps=None, *, n=1, temperature=1.0, top_k=None, callback=None,
+               generator=None, **options):
+        "`n` fillings of `fill_length` tokens between the clamped `prefix` and `suffix`, refined in `steps` passes."
+        return self._fill(n, prefix, fill_length, suffix, steps, ("prefix", "fill_length"), temperature=temperature,
+                          top_k=top_k, callback=callback, generator=generator, **options)

@@ -39,7 +39,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 # %% ../nbs/02_transformer.ipynb #fae559ac
 class KVCache:
-    "Preallocated keys and values of every layer for incremental causal decoding."
+    "Preallocated keys and values of every layer for incremental decoding."
     def __init__(self, n_layer: int, batch: int, n_head: int, block_size: int, head_size: int, device=None, dtype=None):
         shape = (batch, n_head, block_size, head_size)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
@@ -52,8 +52,8 @@ class KVCache:
         return self.k[0].size(2)
 
 class SelfAttention(nn.Module):
-    "Multi-head self-attention, causal or bidirectional, with `F.scaled_dot_product_attention`."
-    def __init__(self, n_embd: int, n_head: int, dropout: float, causal: bool, n_layer: int):
+    "Multi-head self-attention, causal or bidirectional (or with any boolean mask), with `F.scaled_dot_product_attention`."
+    def __init__(self, n_embd: int, n_head: int, dropout: float, causal: bool):
         super().__init__()
         if n_embd % n_head: raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         self.n_head, self.causal, self.dropout = n_head, causal, dropout
@@ -62,21 +62,20 @@ class SelfAttention(nn.Module):
         self.proj.residual_scale = True  # marks the projection that writes into the residual stream
         self.resid_drop = nn.Dropout(dropout)
 
-    def forward(self, x, cache: KVCache | None = None, layer: int = 0, rope=None):
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0, rope=None, attn_mask=None):
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, T, hs)
         if rope is not None: q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        is_causal = self.causal
+        is_causal = self.causal and attn_mask is None and T > 1
         if cache is not None:
             p = cache.pos
             cache.k[layer][:, :, p:p + T] = k
             cache.v[layer][:, :, p:p + T] = v
             k, v = cache.k[layer][:, :, :p + T], cache.v[layer][:, :, :p + T]                     # (B, nh, p+T, hs)
-            # a prefill into an empty cache is plain causal attention; one new token may see everything before it
-            if p and T > 1: raise ValueError("the KV cache takes either a prefill into an empty cache or one token at a time")
-            is_causal = self.causal and p == 0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
-                                           is_causal=is_causal and T > 1)                         # (B, nh, T, hs)
+            if is_causal and p:  # new token i sees the p cached positions and the new ones up to itself
+                attn_mask, is_causal = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(p), False
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+                                           dropout_p=self.dropout if self.training else 0.0)      # (B, nh, T, hs)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))                    # (B, T, C)
 
 # %% ../nbs/02_transformer.ipynb #9cd3c458
@@ -93,19 +92,19 @@ class MLP(nn.Module):
 
 class Block(nn.Module):
     "Pre-norm transformer block, optionally modulated by a time embedding (adaptive LayerNorm)."
-    def __init__(self, n_embd, n_head, dropout, causal, n_layer, time_cond=False):
+    def __init__(self, n_embd: int, n_head: int, dropout: float, causal: bool, time_cond: bool = False):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(n_embd, bias=False), nn.LayerNorm(n_embd, bias=False)
-        self.attn = SelfAttention(n_embd, n_head, dropout, causal, n_layer)
+        self.attn = SelfAttention(n_embd, n_head, dropout, causal)
         self.mlp = MLP(n_embd, dropout)
         self.modulation = nn.Linear(n_embd, 2 * n_embd) if time_cond else None
 
-    def forward(self, x, temb=None, cache=None, layer=0, rope=None):
+    def forward(self, x, temb=None, cache=None, layer=0, rope=None, attn_mask=None):
         if self.modulation is None:
-            x = x + self.attn(self.ln1(x), cache, layer, rope)
+            x = x + self.attn(self.ln1(x), cache, layer, rope, attn_mask)
             return x + self.mlp(self.ln2(x))
         scale, shift = self.modulation(temb)[:, None].chunk(2, dim=-1)                 # 2 x (B, 1, C)
-        x = x + self.attn(self.ln1(x) * (1 + scale) + shift, cache, layer, rope)
+        x = x + self.attn(self.ln1(x) * (1 + scale) + shift, cache, layer, rope, attn_mask)
         return x + self.mlp(self.ln2(x) * (1 + scale) + shift)
 
 # %% ../nbs/02_transformer.ipynb #aec6bff2
@@ -126,7 +125,7 @@ class Transformer(nn.Module):
             self.register_buffer("rope_cos", cos, persistent=False); self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(dropout)
         self.time_mlp = nn.Sequential(nn.Linear(n_embd, n_embd), nn.SiLU(), nn.Linear(n_embd, n_embd)) if time_cond else None
-        self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout, causal, n_layer, time_cond) for _ in range(n_layer))
+        self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout, causal, time_cond) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(n_embd, bias=False)
         self.apply(self._init_weights)
         for m in self.modules():
@@ -147,31 +146,34 @@ class Transformer(nn.Module):
         return KVCache(len(self.blocks), batch, self.n_head, self.block_size, C // self.n_head,
                        device=self.wte.weight.device, dtype=self.wte.weight.dtype)
 
-    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
-        "Logits (B, T, vocab_out) for token ids `idx` (B, T), at times `t` (B,) if time-conditioned."
+    def forward(self, idx: torch.Tensor, t: torch.Tensor | None = None, cache: KVCache | None = None,
+                attn_mask: torch.Tensor | None = None, pos: torch.Tensor | None = None, commit: bool = True) -> torch.Tensor:
+        "Logits (B, T, vocab_out) for token ids `idx` (B, T) at positions `pos` (T,), at times `t` (B,) if time-conditioned."
         B, T = idx.shape
         start = cache.pos if cache is not None else 0
-        if start + T > self.block_size:
-            raise ValueError(f"sequence of {start + T} tokens is longer than block_size={self.block_size}; "
-                             "crop it or build the model with a larger block_size")
+        if pos is None:
+            if start + T > self.block_size:
+                raise ValueError(f"sequence of {start + T} tokens is longer than block_size={self.block_size}; "
+                                 "crop it or build the model with a larger block_size")
+            pos = torch.arange(start, start + T, device=idx.device)                     # (T,)
         if (t is None) != (self.time_mlp is None):
             raise ValueError("pass the time t exactly when the backbone is time-conditioned (time_cond=True)")
         x = self.wte(idx)                                                                 # (B, T, C)
-        if self.wpe is not None: x = x + self.wpe(torch.arange(start, start + T, device=idx.device))
-        rope = (self.rope_cos[start:start + T], self.rope_sin[start:start + T]) if self.wpe is None else None  # 2 x (T, hs/2)
+        if self.wpe is not None: x = x + self.wpe(pos)
+        rope = (self.rope_cos[pos], self.rope_sin[pos]) if self.wpe is None else None    # 2 x (T, hs/2)
         x = self.drop(x)
         temb = self.time_mlp(timestep_embedding(t, x.size(-1))) if t is not None else None  # (B, C)
-        for i, block in enumerate(self.blocks): x = block(x, temb, cache, i, rope)
-        if cache is not None: cache.pos += T
+        for i, block in enumerate(self.blocks): x = block(x, temb, cache, i, rope, attn_mask)
+        if cache is not None and commit: cache.pos += T
         x = self.ln_f(x)
         return F.linear(x, self.wte.weight[:self.vocab_out])                             # (B, T, vocab_out)
 
 # %% ../nbs/02_transformer.ipynb #adb6a8af
 @dataclass
 class TransformerConfig(ModelConfig):
-    "Config of the transformer paradigms: `ModelConfig` plus `n_head`."
-    n_head: int = 4
-    pos_emb: str = "rope"   # "rope" (rotary, relative) or "learned" (GPT-2's absolute embeddings)
+    "Config of the transformer paradigms: `ModelConfig` plus `n_head` and `pos_emb`."
+    n_head: int = 4         # attention heads
+    pos_emb: str = "rope"   # position embeddings: rope (rotary, relative) or learned (GPT-2's absolute ones)
 
     def __post_init__(self):
         super().__post_init__()

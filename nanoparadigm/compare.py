@@ -15,9 +15,11 @@ import torch
 from fastcore.script import call_parse, Param, store_true
 import nanoparadigm
 from .models import PARADIGMS, get_entry
-from .train import TrainArgs, train, EXPECTED_ERRORS, UNLIMITED_STEPS
+from .files import EXPECTED_ERRORS
+from .train import TrainArgs, train, UNLIMITED_STEPS, NothingToTrainError
 from .evaluate import EvalSettings, evaluate, reversal_curse, write_report, format_table, _bound_cell, _f, _md
-from .sample import load_model, Trace
+from .models import load_model, load_checkpoint
+from .sample import Trace
 
 # %% auto #0
 __all__ = ['BUDGETS', 'train_all', 'plot_curves', 'plot_forward_reverse', 'denoising_trace', 'plot_traces', 'machine_info',
@@ -36,10 +38,10 @@ def train_all(paradigms, runs_dir, budget: str = "steps", max_steps: int = 2000,
     metrics = {}
     for p in paradigms:
         out_dir = Path(runs_dir) / p
-        args = TrainArgs(model=p, out_dir=str(out_dir), max_steps=max_steps if budget == "steps" else UNLIMITED_STEPS,
+        args = TrainArgs.make(paradigm=p, out_dir=str(out_dir), max_steps=max_steps if budget == "steps" else UNLIMITED_STEPS,
                          max_time=seconds if budget == "wallclock" else None, **train_args)
-        result = train(replace(args, resume=resume and (out_dir / "last.pt").is_file()))
-        metrics[p] = result.metrics
+        try: metrics[p] = train(replace(args, resume=resume and (out_dir / "last.pt").is_file())).metrics
+        except NothingToTrainError: metrics[p] = load_checkpoint(out_dir / "last.pt")["metrics"]   # finished: reuse it
     return metrics
 
 # %% ../nbs/11_compare.ipynb #26c68d58
@@ -74,7 +76,7 @@ def plot_forward_reverse(rows: list[dict]):
 def denoising_trace(checkpoint, steps: int | None = None, length: int | None = None, seed: int = 0,
                     max_lines: int = 9) -> list[str]:
     "The text of one sample of the iterative model in `checkpoint` at up to `max_lines` of its sampling steps."
-    model, tokenizer = load_model(checkpoint)
+    model, tokenizer = load_model(checkpoint)[:2]
     if not model.iterative: raise ValueError(f"{checkpoint} holds a '{model.name}' model, which does not denoise")
     trace = Trace()
     model.generate(1, length or model.config.block_size, steps=steps, callback=trace,

@@ -24,6 +24,7 @@ from typing import Iterator
 
 import torch
 
+from .files import save_atomic
 from .tokenizers import BPETokenizer, CharTokenizer, tokenizer_from_dict
 
 # %% ../nbs/01_data.ipynb #09848969
@@ -209,17 +210,9 @@ def _load_cache(path: Path):
 
 
 def _save_cache(path: Path, payload: dict):
-    "Write `payload` to `path` atomically: a temporary file in the same folder, then one rename."
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f: torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:  # a read-only or full disk costs speed next time, not correctness now
+    "Write `payload` to `path` atomically (chapter 0a); the cache is best-effort: any failure to write it is a warning."
+    try: save_atomic(path, payload)
+    except Exception as e:  # a read-only or full disk costs speed next time, not correctness now
         warnings.warn(f"could not write the dataset cache {path} ({e}); the corpus will be encoded again next time")
 
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 from .paradigm import Paradigm
 from .models import CheckpointError
-from .sample import load_model, render, generate_text, infill_text
+from .tokenizers import render
+from .models import load_model
+from .sample import generate_text, infill_text
 
 # %% auto #0
 __all__ = ['CHECKPOINT_PATTERNS', 'MODES', 'find_checkpoints', 'Loaded', 'Request', 'DemoSession', 'DemoApp', 'pick_frames',
@@ -76,7 +78,7 @@ class DemoSession:
         "Load `paths` (replacing what was loaded); return one error message per file that could not be loaded."
         self.loaded, errors = [], []
         for p in map(Path, paths):
-            try: model, tokenizer = load_model(p, device=self.device)
+            try: model, tokenizer = load_model(p, device=self.device)[:2]
             except (CheckpointError, ValueError, OSError) as e: errors.append(str(e)); continue
             name = p.parent.name if p.parent.name not in {l.name for l in self.loaded} else str(p)
             self.loaded.append(Loaded(name, p, model, tokenizer))

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import errno
 import inspect
+import io
 import json
 import math
 import os
@@ -303,10 +304,20 @@ def parse_flags(parser: argparse.ArgumentParser, argv=None) -> dict:
     return {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not UNSET}
 
 # %% ../nbs/00a_files.ipynb #32a06aaf
-def command(func=None, *, flags=None, prog: str | None = None, aliases: dict | None = None):
+def _is_script_run(frame) -> bool:
+    "True if `frame` is the top level of a file run as a program (`python file.py`, `python -m package.module`)."
+    if frame is None or frame.f_locals is not frame.f_globals: return False
+    g = frame.f_globals
+    return g.get("__name__") == "__main__" and bool(g.get("__file__")) and \
+        Path(g["__file__"]).resolve() == Path(frame.f_code.co_filename).resolve()
+
+
+def command(func=None, *, flags=None, prog: str | None = None, aliases: dict | None = None, _frame=None):
     """Make `func(**flags)` a console script `main(argv=None)`: flags parsed from its signature (or `flags`), errors as
-    one line. `main.__wrapped__(**kw)` runs `func` with the same error handling but no parsing."""
-    if func is None: return lambda f: command(f, flags=flags, prog=prog, aliases=aliases)
+    one line. `main.__wrapped__(**kw)` runs `func` with the same error handling but no parsing. In a module run as a
+    program (`python -m nanoparadigm.train`), the command runs at once."""
+    frame = _frame or inspect.currentframe().f_back
+    if func is None: return lambda f: command(f, flags=flags, prog=prog, aliases=aliases, _frame=frame)
     def handled(**kw):
         with cli_errors(): return func(**kw)
     def main(argv=None):
@@ -316,4 +327,5 @@ def command(func=None, *, flags=None, prog: str | None = None, aliases: dict | N
     main.__doc__, main.__wrapped__, main.__module__ = func.__doc__, handled, func.__module__
     main.__signature__ = inspect.signature(func)
     main.parser = lambda: make_parser(prog or func.__name__, inspect.getdoc(func) or "", flags or flags_of(func), aliases)
+    if _is_script_run(frame): main()   # the same test as fastcore's `call_parse`
     return main

@@ -8,32 +8,14 @@ import sys
 from pathlib import Path
 
 import torch
-from fastcore.script import call_parse
 
+from .files import command, pick_device
 from .paradigm import Paradigm, check_positive
-from .tokenizers import tokenizer_from_dict
-from .models import PARADIGMS, get_entry, load_checkpoint, model_from_checkpoint, CheckpointError
-from .train import pick_device, fail
+from .tokenizers import render
+from .models import load_model
 
 # %% auto #0
-__all__ = ['load_model', 'encode_text', 'render', 'default_length', 'generate_text', 'infill_text', 'Trace', 'main']
-
-# %% ../nbs/09_sample.ipynb #41729cb9
-def load_model(checkpoint, model: str | None = None, device="cpu") -> tuple[Paradigm, object]:
-    "The model (in eval mode, on `device`) and tokenizer stored in `checkpoint`; `model`, if given, must be its paradigm."
-    if model is not None: get_entry(model)  # an unknown name lists the valid ones
-    ckpt = load_checkpoint(checkpoint)
-    if model is not None and ckpt["paradigm"] != model:
-        raise ValueError(f"{checkpoint} holds a '{ckpt['paradigm']}' model, not '{model}' as --model says; "
-                         f"drop --model (the checkpoint knows its paradigm) or pass a checkpoint of the '{model}' paradigm")
-    if not ckpt.get("tokenizer"):
-        raise CheckpointError(f"{checkpoint} has no tokenizer, so text cannot be turned into ids; use a checkpoint written by nanoparadigm_train")
-    tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
-    try: net = model_from_checkpoint(ckpt, device)
-    except (RuntimeError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{checkpoint}: the weights do not match the config it describes "
-                              f"({str(e).splitlines()[0]}); use another checkpoint") from None
-    return net.eval(), tokenizer
+__all__ = ['encode_text', 'default_length', 'generate_text', 'infill_text', 'Trace', 'main']
 
 # %% ../nbs/09_sample.ipynb #516f5158
 def encode_text(tokenizer, text: str, what: str = "prompt") -> list[int]:
@@ -41,19 +23,10 @@ def encode_text(tokenizer, text: str, what: str = "prompt") -> list[int]:
     try: return tokenizer.encode(text)
     except ValueError as e: raise ValueError(f"the {what} {text!r} cannot be encoded by this checkpoint's tokenizer: {e}") from None
 
-def render(tokenizer, ids, placeholder: str = "_") -> str:
-    "Text of token ids `ids`; ids outside the tokenizer's vocabulary (such as diffusion's [MASK]) show as `placeholder`."
-    out, run = [], []
-    for i in (ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)):
-        if 0 <= i < tokenizer.vocab_size: run.append(i); continue
-        if run: out.append(tokenizer.decode(run)); run = []
-        out.append(placeholder)
-    if run: out.append(tokenizer.decode(run))
-    return "".join(out)
-
 def _check_sampling(temperature, **counts):
     check_positive(**counts)
-    if not temperature >= 0: raise ValueError(f"temperature={temperature}: must be >= 0 (0 is greedy decoding)")
+    if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
+        raise ValueError(f"temperature={temperature}: must be a finite number >= 0 (0 is greedy decoding)")
 
 def _generator(model: Paradigm, seed: int | None):
     return None if seed is None else torch.Generator(device=model.device).manual_seed(seed)
@@ -108,7 +81,7 @@ class Trace:
 # %% ../nbs/09_sample.ipynb #7eb77326
 def _warn(msg: str): print(f"warning: {msg}", file=sys.stderr)
 
-@call_parse
+@command
 def main(checkpoint: str = None,  # checkpoint written by nanoparadigm_train (default: out/<model>/best.pt)
          model: str = None,  # the paradigm the checkpoint must hold (default: whatever it holds)
          prompt: str = "",  # text to continue
@@ -125,24 +98,22 @@ def main(checkpoint: str = None,  # checkpoint written by nanoparadigm_train (de
          show_steps: bool = False,  # print the first sample at intermediate sampling steps (diffusion, flow)
          device: str = "auto"):  # auto, cpu, cuda, cuda:<index> or mps
     "Sample text from a checkpoint: continue a prompt, or fill a gap between a prefix and a suffix."
-    try:
-        path = Path(checkpoint) if checkpoint is not None else Path("out") / (model or "ar") / "best.pt"
-        net, tokenizer = load_model(path, model, pick_device(device))
-        if steps is not None and not net.iterative: _warn(f"--steps is for iterative paradigms; '{net.name}' ignores it")
-        if show_steps and not net.iterative:
-            _warn(f"--show_steps traces iterative paradigms; '{net.name}' writes left to right, one token per step")
-            show_steps = False
-        if infill and prompt: _warn("--prompt is ignored with --infill; the context is --prefix and --suffix")
-        if not infill and (prefix or suffix): _warn("--prefix and --suffix are used only with --infill")
-        trace = Trace() if show_steps else None
-        kw = dict(num_samples=num_samples, temperature=temperature, top_k=top_k, steps=steps, seed=seed, callback=trace)
-        if infill:
-            fills = infill_text(net, tokenizer, prefix, suffix, fill_length, **kw)
-            texts, before, after, n_new = [prefix + f + suffix for f in fills], prefix, suffix, fill_length
-        else:
-            texts = generate_text(net, tokenizer, prompt, length, **kw)
-            before, after, n_new = prompt, "", length
-    except (ValueError, FileNotFoundError) as e: fail(e)
+    path = Path(checkpoint) if checkpoint is not None else Path("out") / (model or "ar") / "best.pt"
+    net, tokenizer = load_model(path, pick_device(device), paradigm=model)[:2]
+    if steps is not None and not net.iterative: _warn(f"--steps is for iterative paradigms; '{net.name}' ignores it")
+    if show_steps and not net.iterative:
+        _warn(f"--show_steps traces iterative paradigms; '{net.name}' writes left to right, one token per step")
+        show_steps = False
+    if infill and prompt: _warn("--prompt is ignored with --infill; the context is --prefix and --suffix")
+    if not infill and (prefix or suffix): _warn("--prefix and --suffix are used only with --infill")
+    trace = Trace() if show_steps else None
+    kw = dict(num_samples=num_samples, temperature=temperature, top_k=top_k, steps=steps, seed=seed, callback=trace)
+    if infill:
+        fills = infill_text(net, tokenizer, prefix, suffix, fill_length, **kw)
+        texts, before, after, n_new = [prefix + f + suffix for f in fills], prefix, suffix, fill_length
+    else:
+        texts = generate_text(net, tokenizer, prompt, length, **kw)
+        before, after, n_new = prompt, "", length
     if trace is not None and trace.tokens:
         whole = n_new is None or trace.tokens[0].numel() == n_new  # the callback saw only the new tokens
         print(f"sampling trace of sample 1 ({trace.steps[-1]} steps):")

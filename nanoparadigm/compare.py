@@ -16,9 +16,9 @@ from fastcore.script import call_parse, Param, store_true
 import nanoparadigm
 from .models import PARADIGMS, get_entry
 from .files import EXPECTED_ERRORS
-from .train import TrainArgs, train, UNLIMITED_STEPS, NothingToTrainError
+from .train import TrainArgs, train, train_or_reuse, UNLIMITED_STEPS
 from .evaluate import EvalSettings, evaluate, reversal_curse, write_report, format_table, _bound_cell, _f, _md
-from .models import load_model, load_checkpoint
+from .models import load_model
 from .sample import Trace
 
 # %% auto #0
@@ -40,8 +40,7 @@ def train_all(paradigms, runs_dir, budget: str = "steps", max_steps: int = 2000,
         out_dir = Path(runs_dir) / p
         args = TrainArgs.make(paradigm=p, out_dir=str(out_dir), max_steps=max_steps if budget == "steps" else UNLIMITED_STEPS,
                          max_time=seconds if budget == "wallclock" else None, **train_args)
-        try: metrics[p] = train(replace(args, resume=resume and (out_dir / "last.pt").is_file())).metrics
-        except NothingToTrainError: metrics[p] = load_checkpoint(out_dir / "last.pt")["metrics"]   # finished: reuse it
+        metrics[p] = (train_or_reuse(args) if resume else train(args)).metrics
     return metrics
 
 # %% ../nbs/11_compare.ipynb #26c68d58

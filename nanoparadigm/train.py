@@ -27,13 +27,13 @@ from .files import (write_atomic, FolderLock, Failure, check_output_dir, pick_de
 from .paradigm import Paradigm, check_positive
 from .tokenizers import TOKENIZERS
 from .data import TextDataset, make_generator, load_corpus
-from .models import PARADIGMS, get_entry, build_model, save_checkpoint, load_checkpoint, CheckpointError
+from .models import PARADIGMS, get_entry, build_model, save_checkpoint, load_checkpoint, model_from_checkpoint, CheckpointError
 
 # %% auto #0
 __all__ = ['RECIPE_DEFAULTS', 'UNLIMITED_STEPS', 'RESUME_FREE', 'main', 'TrainArgs', 'config_fields', 'model_config',
            'check_args', 'lr_at', 'total_steps', 'make_optimizer', 'EMA', 'preserve_rng', 'mean_nll', 'LossOf',
            'DistInfo', 'init_distributed', 'resumed_args', 'parameters_digest', 'NonFiniteLossError',
-           'NothingToTrainError', 'TrainResult', 'Trainer', 'train', 'train_flags']
+           'NothingToTrainError', 'TrainResult', 'Trainer', 'train', 'train_or_reuse', 'train_flags']
 
 # %% ../nbs/08_train.ipynb #42a6f451
 RECIPE_DEFAULTS = {"lr": 1e-3, "ema_decay": 0.0}  # the settings a paradigm's `train_defaults` may change, and their defaults
@@ -560,6 +560,17 @@ def train(args: TrainArgs | None = None, callback=None, given: set | None = None
         finally: lock.release()
     finally:
         if info.owns_group: dist.destroy_process_group()
+
+# %% ../nbs/08_train.ipynb #e0470e3d
+def train_or_reuse(args: TrainArgs | None = None, **settings) -> TrainResult:
+    "`train`, continuing the run in `out_dir` if it has a `last.pt`; a run that has already finished is returned as it is."
+    args = (args or TrainArgs()).updated(**settings)
+    last = args.run_dir / "last.pt"
+    try: return train(replace(args, resume=last.is_file()))
+    except NothingToTrainError:
+        ckpt = load_checkpoint(last)
+        return TrainResult(model_from_checkpoint(ckpt), list(ckpt["metrics"]), ckpt["elapsed"], args.run_dir, ckpt["step"],
+                           ckpt["tokens"], ckpt["best_val_loss"])
 
 # %% ../nbs/08_train.ipynb #1f6b14b5
 def _defaults_text(values: dict) -> str:

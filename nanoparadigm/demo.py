@@ -155,7 +155,7 @@ class DemoSession:
 
 # %% ../nbs/12_demo.ipynb #8ed63fbc
 TEXT_STYLE = ("font-family: ui-monospace, Menlo, Consolas, 'DejaVu Sans Mono', 'Liberation Mono', monospace; "
-              "font-size: 12px; line-height: 1.4; white-space: pre-wrap; word-break: normal; overflow-wrap: break-word; "
+              "font-size: 12px; line-height: 1.4; white-space: pre-wrap; word-break: normal; overflow-wrap: anywhere; "
               "margin: 2px")
 
 def _pre(text: str, note: str = "", error: bool = False) -> str:
@@ -177,7 +177,8 @@ class DemoApp:
         self.load_button = w.Button(description="Load", icon="upload")
         self.status = w.HTML().add_class("np-status")
         self.mode = w.ToggleButtons(options=MODES)
-        self.prompt = w.Textarea(value="ROMEO:\n", description="prompt", style=style, layout=w.Layout(width="60%"))
+        self.prompt = w.Textarea(value="ROMEO:\n", description="prompt", style=style,
+                                 layout=w.Layout(width="60%")).add_class("np-prompt")
         self.prefix = w.Textarea(value="To be, or not to be, ", description="prefix", style=style,
                                  layout=w.Layout(width="60%")).add_class("np-prefix")
         self.suffix = w.Textarea(value=" the question.", description="suffix", style=style,
@@ -269,8 +270,9 @@ def resolve_checkpoints(items) -> list[Path]:
 
 def app_notebook(checkpoints, device: str = "cpu", cwd=".") -> dict:
     "The page the command serves: a one-cell notebook (kernel `KERNEL_NAME`) that shows `DemoApp(checkpoints)`."
-    paths = [str(Path(p).resolve()) for p in checkpoints]
-    source = (f"import os\nos.chdir({str(Path(cwd).resolve())!r})  # a path typed into the page is relative to here\n"
+    cwd = Path(cwd).resolve()
+    paths = [str(p.relative_to(cwd) if p.is_relative_to(cwd) else p) for p in (Path(c).resolve() for c in checkpoints)]
+    source = (f"import os\nos.chdir({str(cwd)!r})  # the paths are relative to where the command ran\n"
               f"from nanoparadigm.demo import DemoApp\nDemoApp({paths!r}, device={device!r})")
     return {"nbformat": 4, "nbformat_minor": 5,
             "metadata": {"kernelspec": {"name": KERNEL_NAME, "display_name": "nanoparadigm", "language": "python"}},

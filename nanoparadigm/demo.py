@@ -322,7 +322,7 @@ def _voila_app():
 def serve(checkpoints, port: int = 8866, host: str = "127.0.0.1", device: str = "cpu", cull_after: int = 300):
     "Serve `DemoApp(checkpoints)` at http://`host`:`port`/ until Ctrl-C; a kernel left without its page is shut down after `cull_after` idle seconds (0: never)."
     with tempfile.TemporaryDirectory(prefix="nanoparadigm-demo-") as folder:
-        page = Path(folder) / "demo.ipynb"
+        page = Path(folder) / "nanoparadigm demo.ipynb"             # its name is the title of the page
         page.write_text(json.dumps(app_notebook(checkpoints, device)))
         write_kernel_spec(folder)
         argv = [str(page), f"--port={port}", f"--Voila.ip={host}", "--Voila.port_retries=0", "--no-browser",

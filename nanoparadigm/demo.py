@@ -16,7 +16,6 @@ import textwrap
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-import torch
 from .paradigm import Paradigm
 from .files import Failure, command, pick_device
 from .models import CheckpointError, load_model

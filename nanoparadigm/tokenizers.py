@@ -299,11 +299,11 @@ class BPETokenizer:
     def __eq__(self, other): return type(other) is type(self) and other.to_dict() == self.to_dict()
 
 # %% ../nbs/00_tokenizers.ipynb #0b2b11da
-def _check_type(d, expected):
-    "Raise a `ValueError` unless `d` is a tokenizer dict of type `expected`."
+def _check_type(d, expected: str | None = None):
+    "Raise a `ValueError` unless `d` is a dict (of tokenizer type `expected`, if given)."
     if not isinstance(d, dict):
         raise ValueError(f"A tokenizer is described by a dict (the output of to_dict()), got {type(d).__name__}.")
-    if d.get("type") != expected:
+    if expected is not None and d.get("type") != expected:
         raise ValueError(f"Expected a tokenizer dict with type {expected!r}, got {_short(d.get('type'))}; "
                          "use tokenizer_from_dict to dispatch.")
 
@@ -361,8 +361,7 @@ TOKENIZERS = {"char": CharTokenizer, "bpe": BPETokenizer}
 
 def tokenizer_from_dict(d: dict):
     "Build the tokenizer described by `d` (the output of some tokenizer's `to_dict()`), dispatching on `d['type']`."
-    if not isinstance(d, dict):
-        raise ValueError(f"A tokenizer is described by a dict (the output of to_dict()), got {type(d).__name__}.")
+    _check_type(d)
     kind = d.get("type")
     if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise ValueError(f"Unknown tokenizer type {_short(kind)} in field 'type'; valid types are {sorted(TOKENIZERS)}.")

@@ -6,9 +6,14 @@
 from __future__ import annotations
 import math
 from collections import Counter
+import torch
+from .paradigm import Paradigm
+from .data import TextDataset
+from .likelihood import Run, val_windows
 
 # %% auto #0
-__all__ = ['UNKNOWN', 'NGramJudge']
+__all__ = ['UNKNOWN', 'NGramJudge', 'ModelJudge', 'judges_for', 'bootstrap_interval', 'char_entropy', 'distinct_ngrams',
+           'score_texts', 'sample_texts', 'real_texts', 'frontier', 'plot_frontier']
 
 # %% ../nbs/10a_judges.ipynb #d36d281c
 UNKNOWN = "\ufffd"   # stands for every character the judge never saw in training
@@ -100,3 +105,146 @@ class NGramJudge:
     def discounts_text(self) -> str:
         "The discount of each order, raw counts / continuation counts."
         return ", ".join(f"{k}: {self.discounts['raw', k]:.2f}/{self.discounts['cont', k]:.2f}" for k in range(1, self.order + 1))
+
+# %% ../nbs/10a_judges.ipynb #a9d2c4fe
+def _encode_lenient(tokenizer, text: str) -> tuple[list, int]:
+    "Token ids of `text`, dropping characters the tokenizer cannot encode; also how many were dropped."
+    try: return tokenizer.encode(text), 0
+    except ValueError: pass
+    def ok(c):
+        try: tokenizer.encode(c); return True
+        except ValueError: return False
+    known = {c for c in set(text) if ok(c)}
+    kept = "".join(c for c in text if c in known)
+    return tokenizer.encode(kept), len(text) - len(kept)
+
+class ModelJudge:
+    "An exact-likelihood run as a judge of text: bits per character of each text under the run's model."
+    def __init__(self, run: Run, batch_size: int = 64):
+        if not run.model.exact_nll:
+            raise ValueError(f"judge {run.path} is a '{run.paradigm}' model, whose nll is only an upper bound; a judge must "
+                             "have an exact likelihood (exact_nll): pass a checkpoint of a left-to-right paradigm")
+        self.run, self.batch_size = run, batch_size
+
+    @property
+    def name(self) -> str:
+        "The run's name."
+        return self.run.name
+
+    @property
+    def paradigm(self) -> str:
+        "The paradigm of the judging run (a judge never scores runs of its own paradigm)."
+        return self.run.paradigm
+
+    @property
+    def corpus(self) -> str:
+        "The corpus the judge was trained on."
+        return self.run.corpus
+
+    @torch.no_grad()
+    def text_bits(self, texts: list[str]) -> list[tuple[float, int]]:
+        "(bits, characters) of each text: encoded with the judge's tokenizer, scored in windows of its block_size."
+        model, bs = self.run.model, self.run.model.config.block_size
+        chunks, chars = [], []                                     # chunks: (text index, ids)
+        for i, text in enumerate(texts):
+            ids, dropped = _encode_lenient(self.run.tokenizer, text)
+            chars.append(len(text) - dropped)
+            chunks += [(i, ids[s:s + bs]) for s in range(0, len(ids), bs)]
+        nats = [0.0] * len(texts)
+        by_length = {}
+        for i, ids in chunks: by_length.setdefault(len(ids), []).append((i, ids))
+        for group in by_length.values():
+            for s in range(0, len(group), self.batch_size):
+                part = group[s:s + self.batch_size]
+                scored = model.nll(torch.tensor([ids for _, ids in part], device=model.device))   # (b,)
+                for (i, _), v in zip(part, scored.double().tolist()): nats[i] += v
+        return [(n / math.log(2), c) for n, c in zip(nats, chars)]
+
+def judges_for(run: Run, model_judges: list, independent: list) -> list:
+    "The judges of `run`: the `independent` ones, and every model judge on its corpus that is not of its paradigm."
+    return list(independent) + [j for j in model_judges if j.paradigm != run.paradigm and j.corpus == run.corpus]
+
+# %% ../nbs/10a_judges.ipynb #5a96c9da
+def bootstrap_interval(values, weights=None, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> list[float]:
+    "Percentile bootstrap interval [low, high] of sum(values) / sum(weights) (the mean if `weights` is None), resampling items."
+    v = torch.as_tensor(values, dtype=torch.float64)                                     # (n,)
+    w = torch.ones_like(v) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+    if v.numel() == 0 or v.shape != w.shape: raise ValueError("bootstrap_interval needs as many weights as values, and at least one")
+    idx = torch.randint(v.numel(), (n_boot, v.numel()), generator=torch.Generator().manual_seed(seed))  # (n_boot, n)
+    stats = v[idx].sum(1) / w[idx].sum(1)                                                 # (n_boot,)
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    return torch.quantile(stats, q).tolist()
+
+# %% ../nbs/10a_judges.ipynb #3bbc63eb
+def char_entropy(text: str) -> float:
+    "Entropy in bits of the character frequencies of one `text`."
+    if not text: raise ValueError("char_entropy needs at least one character of text")
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+
+def distinct_ngrams(texts: list[str], n: int = 4) -> float:
+    "Distinct n-grams over all n-grams of `texts` together (each text's own n-grams; none across texts)."
+    grams = [t[i:i + n] for t in texts for i in range(len(t) - n + 1)]
+    if not grams: raise ValueError(f"distinct_ngrams needs a text of at least n={n} characters")
+    return len(set(grams)) / len(grams)
+
+# %% ../nbs/10a_judges.ipynb #4e5be995
+def score_texts(texts: list[str], judges: list, n_boot: int = 1000, seed: int = 0) -> dict:
+    "Each judge's bits per character of `texts` with a bootstrap 95% interval; mean character entropy (interval); distinct-4."
+    out = {"texts": len(texts), "chars": sum(map(len, texts)), "example": texts[0] if texts else None, "judges": {}}
+    for judge in judges:
+        bits, chars = zip(*judge.text_bits(texts))
+        out["judges"][judge.name] = {"bits_per_char": sum(bits) / sum(chars),
+                                     "ci": bootstrap_interval(bits, chars, n_boot, seed=seed)}
+    entropy = [char_entropy(t) for t in texts]
+    out["entropy"] = {"mean": sum(entropy) / len(entropy), "ci": bootstrap_interval(entropy, n_boot=n_boot, seed=seed)}
+    out["distinct4"] = distinct_ngrams(texts, 4)
+    return out
+
+@torch.no_grad()
+def sample_texts(model: Paradigm, tokenizer, n: int, length: int, temperature: float = 1.0, steps: int | None = None,
+                 batch: int = 64, seed: int = 0) -> list[str]:
+    "`n` samples of `length` tokens at `temperature` (and `steps` for iterative models), decoded to text."
+    texts = []
+    for i, start in enumerate(range(0, n, batch)):
+        gen = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + i)   # one stream per batch
+        ids = model.generate(min(batch, n - start), length, temperature=temperature, steps=steps, generator=gen)
+        texts += [tokenizer.decode(row.tolist()) for row in ids]
+    return texts
+
+def real_texts(dataset: TextDataset, n: int, length: int) -> list[str]:
+    "`n` windows of `length` tokens of the validation split, spread evenly, as text: the reference for samples."
+    return [dataset.decode(w) for w in val_windows(dataset, n, length)]
+
+# %% ../nbs/10a_judges.ipynb #a26ed0e1
+def frontier(model: Paradigm, tokenizer, judges: list, temperatures=(0.6, 0.7, 0.8, 0.9, 1.0), steps=(), n: int = 256,
+             length: int = 128, batch: int = 64, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    "Scores of `n` samples at each temperature (default steps) and, at temperature 1, at each number of `steps`."
+    settings = [(t, None) for t in temperatures] + [(1.0, s) for s in (steps if model.iterative else ())]
+    return [{"temperature": t, "steps": s, **score_texts(sample_texts(model, tokenizer, n, length, t, s, batch, seed),
+                                                          judges, n_boot, seed)}
+            for t, s in settings]
+
+def plot_frontier(curves: dict, real: dict | None = None, judge: str | None = None, ax=None):
+    "Judge bits per character against mean character entropy: a line per run over temperature, dashed over steps; real text as a star."
+    if ax is None:
+        from matplotlib.figure import Figure
+        ax = Figure(figsize=(6.5, 4.5)).subplots()
+    judge = judge or next(iter(next(iter(curves.values()))[0]["judges"]))
+    for i, (name, points) in enumerate(curves.items()):
+        color = f"C{i}"
+        for kind, pts, style in (("temperature", [p for p in points if p["steps"] is None], "o-"),
+                                 ("steps", [p for p in points if p["steps"] is not None], "s--")):
+            if not pts: continue
+            xs, ys = [p["entropy"]["mean"] for p in pts], [p["judges"][judge]["bits_per_char"] for p in pts]
+            ax.plot(xs, ys, style, color=color, ms=4, label=f"{name}" + (" (over steps, T=1)" if kind == "steps" else ""))
+            for p, x, y in zip(pts, xs, ys):
+                ax.annotate(f"T{p['temperature']:g}" if kind == "temperature" else str(p["steps"]), (x, y), fontsize=6,
+                            textcoords="offset points", xytext=(3, 3), color=color)
+    if real is not None:
+        ax.plot([real["entropy"]["mean"]], [real["judges"][judge]["bits_per_char"]], "*", color="k", ms=12, label="real text")
+    ax.set_xlabel("mean character entropy of a sample (bits)")
+    ax.set_ylabel(f"bits per character under the judge {judge}")
+    ax.set_title("quality / diversity frontier (lower is better, right is more varied)")
+    ax.legend(fontsize=7)
+    return ax.figure

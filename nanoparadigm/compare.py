@@ -28,7 +28,7 @@ __all__ = ['BUDGETS', 'RunPlan', 'own_config', 'count_params', 'size_matched_con
            'train_step_flops', 'ladder_points', 'plot_ladder', 'plot_curves', 'denoising_trace', 'plot_traces',
            'machine_info', 'seed_spread', 'compare', 'headline_table', 'main']
 
-# %% ../nbs/11_compare.ipynb #39f3d7d7
+# %% ../nbs/11_compare.ipynb #d1ba2536
 @dataclass
 class RunPlan:
     "One training run of a comparison: its name (its folder under runs/), its paradigm, and the settings it changes."
@@ -114,7 +114,7 @@ def train_all(plans, runs_dir, budget: str = "steps", max_steps: int = 2000, sec
         metrics[p.name] = (train_or_reuse(args) if resume else train(args)).metrics
     return metrics
 
-# %% ../nbs/11_compare.ipynb #29241a2e
+# %% ../nbs/11_compare.ipynb #f1c14d2f
 def train_step_flops(paradigm: str, vocab_size: int, batch_size: int = 32, seed: int = 0, **config) -> int:
     "Floating-point operations of one training step (loss and backward) of `paradigm` on a batch of `batch_size` windows."
     with torch.random.fork_rng():
@@ -124,7 +124,7 @@ def train_step_flops(paradigm: str, vocab_size: int, batch_size: int = 32, seed:
         with FlopCounterMode(display=False) as counter: model.loss(x).backward()
     return counter.get_total_flops() * batch_size
 
-# %% ../nbs/11_compare.ipynb #bbda70d3
+# %% ../nbs/11_compare.ipynb #91f6a5ed
 def ladder_points(plans: list[RunPlan], metrics: dict, flops_per_step: dict, bounds: dict, paradigms=None) -> list[dict]:
     "One point per headline or ladder run of `paradigms`: its paradigm, steps, training FLOPs and final validation bits/char."
     points = []
@@ -257,10 +257,11 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
               "\n## Validation bits per character during training\n",
               "![validation bits/char against step and wall time](curves.png)\n",
               markdown_table(["run", "role", "params", "steps", "wall time (min)", "val bits/char at the end (the trainer's "
-                              "estimate, on its evaluation batches)"],
+                              "estimate, on its evaluation batches)"] + (["excess on known entropy"] if known else []),
                              [[r["name"], r["role"], f"{r['params'] / 1e6:.2f}M", metrics[r["name"]][-1]["step"],
                                f"{metrics[r['name']][-1]['time'] / 60:.1f}",
-                               f"{metrics[r['name']][-1]['val_bpc']:.3f}{' (bound)' if r['bound'] else ''}"] for r in rows]),
+                               f"{metrics[r['name']][-1]['val_bpc']:.3f}{' (bound)' if r['bound'] else ''}"]
+                              + ([excess_note(r["paradigm"], known)] if known else []) for r in rows]),
               "\n## Evaluation\n", eval_md.read_text(encoding="utf-8").split("\n", 1)[1]]
         spread = seed_spread(rows)
         if spread:
@@ -268,9 +269,10 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
                    [[p, len(v), ", ".join(f"{x:.3f}" for x in v), f"{max(v) - min(v):.3f}"] for p, v in spread.items()])]
         if ladder_pts:
             md += ["\n## Compute ladder\n", "![validation bits/char against training compute](ladder.png)\n",
-                   markdown_table(["run", "steps", "training FLOPs", "minutes", "val bits/char"],
+                   markdown_table(["run", "steps", "training FLOPs", "minutes", "val bits/char"] + (["excess on known entropy"] if known else []),
                                   [[q["name"], q["steps"], f"{q['flops']:.2e}", f"{q['minutes']:.1f}",
-                                    f"{q['val_bpc']:.3f}{' (bound)' if q['bound'] else ''}"] for q in ladder_pts])]
+                                    f"{q['val_bpc']:.3f}{' (bound)' if q['bound'] else ''}"]
+                                   + ([excess_note(q["paradigm"], known)] if known else []) for q in ladder_pts])]
         if traces:
             md += ["\n## Denoising traces\n", "![denoising traces](traces.png)\n"]
             for name, lines in traces.items(): md += [f"**{name}**\n", "```\n" + "\n".join(lines) + "\n```\n"]
@@ -341,7 +343,7 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
          entropy_steps: int = 1500,  # training steps of every paradigm on text of known entropy (0: skip it)
          seeds: str = None,  # training seeds of the paradigms in --seed_models, comma separated, e.g. 1337,1338 (default: --seed only)
          seed_models: str = "ar,diffusion",  # paradigms repeated with every seed of --seeds
-         size_matched: bool = False,  # also train every paradigm whose parameter count differs from ar's by more than 10% at a size within 10% of it
+         size_matched: bool = False,  # also train every paradigm whose parameter count differs from ar's by more than a tenth at a size within a tenth of it
          ladder: str = None,  # step budgets of the compute ladder, comma separated, e.g. 2000,4000,8000 (default: none)
          ladder_models: str = "ar,diffusion",  # paradigms trained at every budget of --ladder
          out: str = "report",  # report folder; runs go to <out>/runs/<name>

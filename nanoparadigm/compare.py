@@ -20,7 +20,7 @@ from .train import TrainArgs, train, train_or_reuse, model_config, UNLIMITED_STE
 from .likelihood import known_entropy
 from .facts import reversal_curse
 from .evaluate import (EvalSettings, evaluate, write_report, format_table, bound_cell, number_cell,
-                                   interval_cell, markdown_table, excess_note)
+                                   interval_cell, markdown_table, excess_note, KNOWN_ENTROPY_SIZE)
 from .sample import Trace
 
 # %% auto #0
@@ -28,7 +28,7 @@ __all__ = ['BUDGETS', 'RunPlan', 'own_config', 'count_params', 'size_matched_con
            'train_step_flops', 'ladder_points', 'plot_ladder', 'plot_curves', 'denoising_trace', 'plot_traces',
            'machine_info', 'seed_spread', 'compare', 'headline_table', 'main']
 
-# %% ../nbs/11_compare.ipynb #d1ba2536
+# %% ../nbs/11_compare.ipynb #f6f69efd
 @dataclass
 class RunPlan:
     "One training run of a comparison: its name (its folder under runs/), its paradigm, and the settings it changes."
@@ -114,7 +114,7 @@ def train_all(plans, runs_dir, budget: str = "steps", max_steps: int = 2000, sec
         metrics[p.name] = (train_or_reuse(args) if resume else train(args)).metrics
     return metrics
 
-# %% ../nbs/11_compare.ipynb #f1c14d2f
+# %% ../nbs/11_compare.ipynb #7dad13c4
 def train_step_flops(paradigm: str, vocab_size: int, batch_size: int = 32, seed: int = 0, **config) -> int:
     "Floating-point operations of one training step (loss and backward) of `paradigm` on a batch of `batch_size` windows."
     with torch.random.fork_rng():
@@ -124,7 +124,7 @@ def train_step_flops(paradigm: str, vocab_size: int, batch_size: int = 32, seed:
         with FlopCounterMode(display=False) as counter: model.loss(x).backward()
     return counter.get_total_flops() * batch_size
 
-# %% ../nbs/11_compare.ipynb #91f6a5ed
+# %% ../nbs/11_compare.ipynb #ce28bf56
 def ladder_points(plans: list[RunPlan], metrics: dict, flops_per_step: dict, bounds: dict, paradigms=None) -> list[dict]:
     "One point per headline or ladder run of `paradigms`: its paradigm, steps, training FLOPs and final validation bits/char."
     points = []
@@ -237,8 +237,8 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
         bounds = {p: not get_entry(p).cls.exact_nll for p in paradigms}
         device = rows[0]["device"]
         reversal = reversal_curse(paradigms, max_steps=reversal_steps, device=device, **(reversal_config or {})) if reversal_steps else None
-        known = known_entropy(paradigms, max_steps=entropy_steps, device=device, **(entropy_config or dict(
-            n_layer=2, n_embd=64, block_size=64, batch_size=32))) if entropy_steps else None
+        known = known_entropy(paradigms, max_steps=entropy_steps, device=device,
+                              **(entropy_config or KNOWN_ENTROPY_SIZE)) if entropy_steps else None
         eval_md = write_report(rows, out, settings, reversal, known)
         headline = {p.name: metrics[p.name] for p in plans if p.role == "headline"}
         plot_curves(headline, {p: bounds[p] for p in headline}).savefig(out / "curves.png", dpi=120, bbox_inches="tight")

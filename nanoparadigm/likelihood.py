@@ -120,6 +120,18 @@ class MarkovSource:
             P[i, succ] = w / w.sum()
         return cls(P, _symbols(S))
 
+    @classmethod
+    def iid(cls, n_symbols: int = 32, seed: int = 0) -> "MarkovSource":
+        "An i.i.d. source: every character drawn from one random Dirichlet(1) distribution over `n_symbols`, whatever came before."
+        w = -torch.rand(n_symbols, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).log()
+        return cls((w / w.sum()).expand(n_symbols, -1).clone(), _symbols(n_symbols))
+
+    @property
+    def kind(self) -> str:
+        "'i.i.d.' if every row of the transition matrix is the same distribution, else 'Markov'."
+        P = self.transitions
+        return "i.i.d." if torch.allclose(P, P[:1].expand_as(P)) else "Markov"
+
     def stationary(self) -> torch.Tensor:
         "The stationary distribution pi (S,): pi P = pi, sum 1 (unique for an irreducible chain)."
         S = len(self.alphabet)
@@ -152,29 +164,30 @@ class MarkovSource:
         return -logp
 
 # %% ../nbs/10_eval.ipynb #5b49876f
-def known_entropy(paradigms, source: MarkovSource | None = None, n_chars: int = 200_000, max_steps: int = 1000,
+def known_entropy(paradigms, sources: list | None = None, n_chars: int = 200_000, max_steps: int = 1000,
                   mc_repeats: int = 4, seed: int = 0, device="cpu", verbose: bool = False, **settings) -> list[dict]:
-    "Train each paradigm on text of `source` (default: a random 32-symbol chain) and report how far above the source's own score it sits."
-    source = source or MarkovSource.random(seed=seed)
+    "Train each paradigm on text of each source (default: a random 32-symbol i.i.d. source, then a Markov chain) and report how far above the source's own score it sits."
+    sources = sources or [MarkovSource.iid(seed=seed), MarkovSource.random(seed=seed)]
     rows = []
     with tempfile.TemporaryDirectory() as tmpdir:
-        corpus = Path(tmpdir) / "markov.txt"
-        corpus.write_text(source.sample(n_chars, seed), encoding="utf-8")
-        for name in paradigms:
-            log = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-            with log:
-                result = train(paradigm=name, dataset=str(corpus), tokenizer="char", out_dir=str(Path(tmpdir) / name),
-                               max_steps=max_steps, eval_interval=max_steps, seed=seed, device=str(device), quiet=True,
-                               **{"eval_batches": 2, **settings})
+        for s, source in enumerate(sources):
+            corpus = Path(tmpdir) / f"source{s}.txt"
+            corpus.write_text(source.sample(n_chars, seed), encoding="utf-8")
             ds = TextDataset(str(corpus), tokenizer="char", use_cache=False)
-            model = result.model.eval()
-            lk = likelihood(model, ds, mc_repeats=mc_repeats, seed=seed)
-            T, windows = model.config.block_size, list(ds.iter_eval_batches("val", 64, model.config.block_size))
-            floor = sum(source.bits(ds.decode(w)) for batch in windows for w in batch) / lk["eval_tokens"]
-            rows.append({"paradigm": name, "bound": lk["bound"], "bpc": lk["bpc"], "bpc_mc_se": lk["bpc_mc_se"],
-                         "floor": floor, "entropy_rate": source.entropy_rate(), "excess": lk["bpc"] - floor,
-                         "steps": result.step, "params": model.num_params(), "block_size": T,
-                         "n_symbols": len(source.alphabet), "eval_chars": lk["eval_tokens"]})
+            for name in paradigms:
+                log = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+                with log:
+                    result = train(paradigm=name, dataset=str(corpus), tokenizer="char", out_dir=str(Path(tmpdir) / f"{name}{s}"),
+                                   max_steps=max_steps, eval_interval=max_steps, seed=seed, device=str(device), quiet=True,
+                                   **{"eval_batches": 2, **settings})
+                model = result.model.eval()
+                lk = likelihood(model, ds, mc_repeats=mc_repeats, seed=seed)
+                T = model.config.block_size
+                floor = sum(source.bits(ds.decode(w)) for batch in ds.iter_eval_batches("val", 64, T) for w in batch) / lk["eval_tokens"]
+                rows.append({"source": source.kind, "paradigm": name, "bound": lk["bound"], "bpc": lk["bpc"],
+                             "bpc_mc_se": lk["bpc_mc_se"], "floor": floor, "entropy_rate": source.entropy_rate(),
+                             "excess": lk["bpc"] - floor, "steps": result.step, "params": model.num_params(), "block_size": T,
+                             "n_symbols": len(source.alphabet), "eval_chars": lk["eval_tokens"]})
     return rows
 
 # %% ../nbs/10_eval.ipynb #f9ebda53

@@ -12,7 +12,8 @@ batches of 32 x 128 tokens. One training step is the loss (forward), `loss.backw
    `--warmup` warm-up rounds, and the Mamba/AR ratio is given as the ratio of medians and as the median of the
    per-round ratios.
 2. **The fused scan alone** (forward + backward of one layer at the default shape: x, dt (128, 32, 256),
-   B, C (128, 32, 16), A (256, 16)) on each candidate thread count, medians over `--scan-reps`.
+   B, C (128, 32, 16), A (256, 16)) on each candidate thread count and chunk length (`--chunks`), all taking turns,
+   medians over `--scan-reps`.
 
 Timings on a shared machine are noisy: read the ratios, with the load averages recorded beside them. Run it with
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from nanoparadigm.data import TextDataset  # noqa: E402
 from nanoparadigm.models import build_model  # noqa: E402
-from nanoparadigm.mamba import (SCAN_THREADS_ENV, cpu_name, scan_threads, scan_threads_key,  # noqa: E402
+from nanoparadigm.mamba import (FUSED_CHUNK, SCAN_THREADS_ENV, cpu_name, scan_threads, scan_threads_key,  # noqa: E402
                                 thread_candidates, time_scan_threads)
 
 TARGET_RATIO, GOAL_RATIO = 1.5, 1.0  # a Mamba step may cost at most 1.5 AR steps; 1.0 is the goal
@@ -89,6 +90,7 @@ def main():
     p.add_argument("--materialized", default="", help="comma-separated built-tensor scans to time too: sequential,chunked,blelloch")
     p.add_argument("--slow-steps", type=int, default=3, help="timed steps of the built-tensor scans")
     p.add_argument("--scan-reps", type=int, default=10)
+    p.add_argument("--chunks", default="2,4,8,16", help="chunk lengths of the fused scan to time alone")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--block-size", type=int, default=128)
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "mamba"))
@@ -107,7 +109,12 @@ def main():
     for s in filter(None, args.materialized.split(",")):
         models[f"mamba/{s}"] = (build_model("mamba", 65, block_size=args.block_size, scan=s), None, True)
     times = bench_steps(models, data, args)
-    scan_alone = time_scan_threads(candidates, reps=args.scan_reps, shape=(args.block_size, args.batch_size, 256, 16))
+    chunks = [int(c) for c in args.chunks.split(",")]
+    scan_alone = {(n, c): [] for c in chunks for n in candidates}
+    for _ in range(args.scan_reps):  # one timed round of every (threads, chunk) at a time: they share the load
+        for c in chunks:
+            t = time_scan_threads(candidates, reps=1, shape=(args.block_size, args.batch_size, 256, 16), budget=float("inf"), chunk=c)
+            for n in candidates: scan_alone[(n, c)] += t[n]
     load_end = os.getloadavg()
 
     med = {n: statistics.median(t) for n, t in times.items()}
@@ -131,7 +138,7 @@ def main():
         "step_ms_all": {n: [1e3 * x for x in t] for n, t in times.items()},
         "ratio_to_ar_of_medians": ratio_of_medians,
         "ratio_to_ar_median_paired": paired,
-        "scan_fwd_bwd_ms_median": {str(n): 1e3 * statistics.median(t) for n, t in scan_alone.items()},
+        "scan_fwd_bwd_ms_median": {f"threads={n} chunk={c}": 1e3 * statistics.median(t) for (n, c), t in scan_alone.items()},
         "target_ratio": TARGET_RATIO, "goal_ratio": GOAL_RATIO,
         "target_met": ratio_of_medians["mamba"] <= TARGET_RATIO,
     }
@@ -164,8 +171,10 @@ def main():
     lines += ["", f"Target: a Mamba step at most {TARGET_RATIO}x an AR step ({'met' if r <= TARGET_RATIO else 'NOT met'}: "
               f"{r:.2f}x); goal {GOAL_RATIO}x ({'met' if r <= GOAL_RATIO else 'not met'}).", "",
               f"The fused scan alone, forward + backward of one layer (L={args.block_size}, B={args.batch_size}, D=256, N=16), "
-              f"median of {args.scan_reps}:", "", "| scan threads | ms |", "|---:|---:|"]
-    lines += [f"| {n} | {v:.1f} |" for n, v in result["scan_fwd_bwd_ms_median"].items()]
+              f"ms, median of {args.scan_reps} (the library uses chunks of {FUSED_CHUNK}):", "",
+              "| scan threads | " + " | ".join(f"chunk {c}" for c in chunks) + " |", "|---:|" + "---:|" * len(chunks)]
+    lines += [f"| {n} | " + " | ".join(f"{1e3 * statistics.median(scan_alone[(n, c)]):.1f}" for c in chunks) + " |"
+              for n in candidates]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

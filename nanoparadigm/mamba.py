@@ -327,9 +327,11 @@ def fastest_threads(timings: dict, tolerance: float = 0.05) -> int:
     best = min(medians.values())
     return min(n for n, m in medians.items() if m <= best * (1 + tolerance))
 
-def time_scan_threads(candidates, reps: int = 5, shape: tuple = (32, 32, 256, 16)) -> dict:
-    """Seconds of one forward and backward pass of `SelectiveScan` at `shape` (L, B, D, N) on each thread count in
-    `candidates`: {threads: [seconds] * reps}. The candidates take turns, after one warm-up round."""
+def time_scan_threads(candidates, reps: int = 5, shape: tuple = (8, 32, 256, 16), budget: float = 0.5,
+                      chunk: int = FUSED_CHUNK) -> dict:
+    """Seconds of one forward and backward pass of `SelectiveScan` (in chunks of `chunk` steps) at `shape` (L, B, D, N)
+    on each thread count in `candidates`: {threads: [seconds, ...]}. The candidates take turns, after a warm-up round on one chunk, for `reps`
+    rounds, or fewer (but at least one) once the rounds have taken `budget` seconds: a busy machine makes them slow."""
     L, Bsz, Din, N = shape
     g = torch.Generator().manual_seed(0)
     times = {n: [] for n in candidates}
@@ -338,11 +340,14 @@ def time_scan_threads(candidates, reps: int = 5, shape: tuple = (32, 32, 256, 16
         dt = torch.rand(L, Bsz, Din, generator=g) * 0.1 + 1e-3
         A, D = -torch.arange(1.0, N + 1).repeat(Din, 1), torch.ones(Din)
         B, C = torch.randn(L, Bsz, N, generator=g), torch.randn(L, Bsz, N, generator=g)
-        inputs = [t.requires_grad_() for t in (x, dt, A, B, C, D)]
+        for t in (x, dt, A, B, C, D): t.requires_grad_()
+        start = time.perf_counter()
         for rep in range(reps + 1):
+            if rep > 1 and time.perf_counter() - start > budget: break
+            steps = min(chunk, L) if rep == 0 else L                  # round 0 warms up on one chunk
             for n in candidates:
                 t0 = time.perf_counter()
-                SelectiveScan.apply(*inputs, FUSED_CHUNK, n).backward(dy)
+                SelectiveScan.apply(x[:steps], dt[:steps], A, B[:steps], C[:steps], D, chunk, n).backward(dy[:steps])
                 if rep: times[n].append(time.perf_counter() - t0)
     return times
 

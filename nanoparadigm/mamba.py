@@ -320,18 +320,20 @@ def thread_candidates(n: int | None = None) -> list[int]:
     n = n or torch.get_num_threads()
     return sorted({1, n, *(2 ** i for i in range(n.bit_length()) if 2 ** i < n)})
 
-def fastest_threads(timings: dict, tolerance: float = 0.05) -> int:
-    """The thread count with the lowest median time in `timings` ({threads: [seconds, ...]}), where a smaller count
-    wins if its median is within `tolerance` of the best."""
-    medians = {n: statistics.median(t) for n, t in timings.items()}
-    best = min(medians.values())
-    return min(n for n, m in medians.items() if m <= best * (1 + tolerance))
+def fastest_threads(timings: dict, margin: float = 0.05) -> int:
+    """The thread count to use, from `timings` = {threads: [seconds per round]} of candidates that took turns: the
+    fewest threads, unless more threads were faster by `margin` in *every* round (then the same test from there on)."""
+    counts = sorted(timings)
+    best = counts[0]
+    for n in counts[1:]:
+        if all(t < t_best * (1 - margin) for t, t_best in zip(timings[n], timings[best])): best = n
+    return best
 
-def time_scan_threads(candidates, reps: int = 5, shape: tuple = (8, 32, 256, 16), budget: float = 0.5,
+def time_scan_threads(candidates, reps: int = 7, shape: tuple = (8, 32, 256, 16), budget: float = 0.5,
                       chunk: int = FUSED_CHUNK) -> dict:
     """Seconds of one forward and backward pass of `SelectiveScan` (in chunks of `chunk` steps) at `shape` (L, B, D, N)
-    on each thread count in `candidates`: {threads: [seconds, ...]}. The candidates take turns, after a warm-up round on one chunk, for `reps`
-    rounds, or fewer (but at least one) once the rounds have taken `budget` seconds: a busy machine makes them slow."""
+    on each thread count in `candidates`: {threads: [seconds per round]}. The candidates take turns, after a warm-up
+    round on one chunk, for `reps` rounds, or fewer (at least 3) once `budget` seconds have passed."""
     L, Bsz, Din, N = shape
     g = torch.Generator().manual_seed(0)
     times = {n: [] for n in candidates}
@@ -343,7 +345,7 @@ def time_scan_threads(candidates, reps: int = 5, shape: tuple = (8, 32, 256, 16)
         for t in (x, dt, A, B, C, D): t.requires_grad_()
         start = time.perf_counter()
         for rep in range(reps + 1):
-            if rep > 1 and time.perf_counter() - start > budget: break
+            if rep > 3 and time.perf_counter() - start > budget: break
             steps = min(chunk, L) if rep == 0 else L                  # round 0 warms up on one chunk
             for n in candidates:
                 t0 = time.perf_counter()

@@ -6,8 +6,8 @@ batches of 32 x 128 tokens. One training step is the loss (forward), `loss.backw
 
 1. **Training step** of AR, of Mamba with the fused scan on the thread count that `scan_threads()` chose for this
    machine ("mamba"), and of Mamba with the fused scan pinned to each candidate thread count ("mamba/threads=N",
-   through `NANOPARADIGM_SCAN_THREADS`). With `--materialized`, also Mamba on the built-tensor scans (10 times slower
-   and more; timed for `--slow-steps` steps). All models take turns step by step on the same batch, the order
+   through `NANOPARADIGM_SCAN_THREADS`). With `--materialized`, also Mamba on the materialized scans (several times
+   slower; timed for `--slow-steps` steps). All models take turns step by step on the same batch, the order
    rotating every round, so that they see the same machine load; each reports the median over `--steps` steps after
    `--warmup` warm-up rounds, and the Mamba/AR ratio is given as the ratio of medians and as the median of the
    per-round ratios.
@@ -65,11 +65,12 @@ def step_fn(model, scan_threads_env: str | None):
 
 
 def bench_steps(models: dict, data, args) -> dict:
-    """{name: [seconds per timed step]}: the models take turns on the same batch, the order rotating every round.
-    The fast ones are timed for `--steps` steps after `--warmup` rounds; materialized scans for `--slow-steps` after 1."""
+    """{name: {round: seconds}} of the timed steps: the models take turns on the same batch, the order rotating every
+    round. The fast ones are timed for `--steps` rounds after `--warmup`; materialized scans in rounds 1..`--slow-steps`
+    (after one warm-up round). AR is timed in every round but the first, so that every step has an AR step beside it."""
     steps = {name: step_fn(m, env) for name, (m, env, _) in models.items()}
     slow = {name for name, (_, _, is_slow) in models.items() if is_slow}
-    times = {name: [] for name in models}
+    times = {name: {} for name in models}
     gen = data.make_generator(0)
     names = list(models)
     n_rounds = args.warmup + args.steps
@@ -77,9 +78,10 @@ def bench_steps(models: dict, data, args) -> dict:
         x = data.get_batch("train", args.batch_size, args.block_size, gen)
         for name in names[i % len(names):] + names[:i % len(names)]:
             if name in slow and i > args.slow_steps: continue
-            times[name].append(steps[name](x))
-        print(f"round {i + 1}/{n_rounds}: " + ", ".join(f"{n} {1e3 * t[-1]:.0f} ms" for n, t in times.items()), flush=True)
-    return {name: t[1:] if name in slow else t[args.warmup:] for name, t in times.items()}
+            times[name][i] = steps[name](x)
+        print(f"round {i + 1}/{n_rounds}: " + ", ".join(f"{n} {1e3 * t[i]:.0f} ms" for n, t in times.items() if i in t), flush=True)
+    timed = lambda name, r: (1 <= r <= args.slow_steps) if name in slow else (r >= args.warmup or (name == "ar" and r >= 1))
+    return {name: {r: s for r, s in t.items() if timed(name, r)} for name, t in times.items()}
 
 
 def main():
@@ -87,8 +89,8 @@ def main():
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="PyTorch intra-op threads (default: its own setting)")
     p.add_argument("--steps", type=int, default=30, help="timed steps of AR and of the fused Mamba variants")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--materialized", default="", help="comma-separated built-tensor scans to time too: sequential,chunked,blelloch")
-    p.add_argument("--slow-steps", type=int, default=3, help="timed steps of the built-tensor scans")
+    p.add_argument("--materialized", default="", help="comma-separated materialized scans to time too: sequential,chunked,blelloch")
+    p.add_argument("--slow-steps", type=int, default=3, help="timed steps of the materialized scans")
     p.add_argument("--scan-reps", type=int, default=10)
     p.add_argument("--chunks", default="2,4,8,16", help="chunk lengths of the fused scan to time alone")
     p.add_argument("--batch-size", type=int, default=32)
@@ -117,9 +119,10 @@ def main():
             for n in candidates: scan_alone[(n, c)] += t[n]
     load_end = os.getloadavg()
 
-    med = {n: statistics.median(t) for n, t in times.items()}
+    own = {n: [s for r, s in t.items() if n != "ar" or r >= args.warmup] for n, t in times.items()}  # AR: its timed rounds
+    med = {n: statistics.median(t) for n, t in own.items()}
     ratio_of_medians = {n: med[n] / med["ar"] for n in med}
-    paired = {n: statistics.median(a / b for a, b in zip(t, times["ar"])) for n, t in times.items()}
+    paired = {n: statistics.median(s / times["ar"][r] for r, s in t.items()) for n, t in times.items()}
     scan_threads_of = {"ar": None, "mamba": chosen, **{f"mamba/threads={n}": n for n in candidates}}
     command = "python bench/bench_mamba.py " + " ".join(sys.argv[1:])
     result = {
@@ -133,9 +136,9 @@ def main():
         "shape": {"n_embd": 128, "n_layer": 4, "d_state": 16, "expand_factor": 2, "d_conv": 4,
                   "batch_size": args.batch_size, "block_size": args.block_size, "vocab_size": 65},
         "params": {n: m.num_params() for n, (m, _, _) in models.items()},
-        "steps_timed": {n: len(t) for n, t in times.items()},
+        "steps_timed": {n: len(t) for n, t in own.items()},
         "step_ms_median": {n: 1e3 * v for n, v in med.items()},
-        "step_ms_all": {n: [1e3 * x for x in t] for n, t in times.items()},
+        "step_ms_by_round": {n: {str(r): 1e3 * s for r, s in t.items()} for n, t in times.items()},
         "ratio_to_ar_of_medians": ratio_of_medians,
         "ratio_to_ar_median_paired": paired,
         "scan_fwd_bwd_ms_median": {f"threads={n} chunk={c}": 1e3 * statistics.median(t) for (n, c), t in scan_alone.items()},
@@ -160,7 +163,8 @@ def main():
              f"The fused scan's thread count chosen for this machine by `scan_threads()`: **{chosen}** "
              f"(candidates {candidates}{'; set by ' + SCAN_THREADS_ENV if result['scan_threads']['override'] else ''}).", "",
              f"Medians over {args.steps} steps after {args.warmup} warm-up rounds"
-             + (f" ({args.slow_steps} steps after 1 for the built-tensor scans)." if args.materialized else "."), "",
+             + (f" ({args.slow_steps} steps after 1 for the materialized scans)." if args.materialized else ".")
+             + " Paired ratios: each step over the AR step of the same round.", "",
              "| model | params | scan threads | ms per step (median) | / AR (ratio of medians) | / AR (median of paired ratios) |",
              "|---|---:|---:|---:|---:|---:|"]
     for n in models:

@@ -276,7 +276,7 @@ def intra_op_threads(n: int | None):
     try: yield
     finally: torch.set_num_threads(before)
 
-FUSED_CHUNK = 4  # time steps per chunk: 4 was the fastest of 2, 4, 8 and 16 at one and at two threads (bench/results/mamba.md)
+FUSED_CHUNK = 4  # time steps per chunk: of 2, 4, 8 and 16 the fastest, or within 2%, on one and two threads (bench/results/mamba.md)
 
 class SelectiveScan(torch.autograd.Function):
     """The selective SSM (arguments as in `selective_scan_materialized`, time-major) with a hand-written backward that

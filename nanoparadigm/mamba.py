@@ -368,9 +368,7 @@ def _read_choices(path: Path) -> dict:
 def _write_choices(path: Path, table: dict):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(table, indent=1) + "\n")
-        os.replace(tmp, path)                                          # atomic: the old file or the new one, never half
+        path.write_text(json.dumps(table, indent=1) + "\n")           # a write cut short reads as unreadable: measured again
     except OSError as e:
         warnings.warn(f"could not save the fused scan's thread count to {path} ({e}); it will be measured again")
 

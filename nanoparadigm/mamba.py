@@ -13,7 +13,7 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 import torch
 import torch.nn as nn
@@ -308,8 +308,9 @@ class SelectiveScan(torch.autograd.Function):
 # %% ../nbs/07_mamba.ipynb #f56fa6f9
 SCAN_THREADS_ENV = "NANOPARADIGM_SCAN_THREADS"  # a thread count for the fused scan; unset: measured once per machine
 
+@cache
 def cpu_name() -> str:
-    "The CPU's model name (on Linux from /proc/cpuinfo), else what `platform` knows."
+    "The CPU's model name (on Linux from /proc/cpuinfo, read once), else what `platform` knows."
     info = Path("/proc/cpuinfo")
     lines = info.read_text().splitlines() if info.exists() else []
     return next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")),

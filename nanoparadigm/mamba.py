@@ -5,17 +5,28 @@
 # %% ../nbs/07_mamba.ipynb #8b856cac
 from __future__ import annotations
 import contextlib
+import json
 import math
+import os
+import platform
+import statistics
+import time
+import warnings
 from dataclasses import dataclass
+from functools import cache, partial
+from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .paradigm import ModelConfig, LeftToRight, check_positive
 from .scan import SCANS, scan
+from .data import cache_root
 
 # %% auto #0
-__all__ = ['FUSED_SCAN_THREADS', 'SCAN_OPTIONS', 'selective_scan_materialized', 'SelectiveScan', 'CausalDepthwiseConv',
-           'resolve_scan', 'selective_scan', 'MambaMixer', 'MambaConfig', 'MambaBlock', 'Mamba']
+__all__ = ['SELECTIVE_SCANS', 'FUSED_CHUNK', 'SCAN_THREADS_ENV', 'SCAN_OPTIONS', 'selective_scan_materialized', 'check_scan',
+           'resolve_scan', 'selective_scan', 'CausalDepthwiseConv', 'MambaMixer', 'MambaConfig', 'MambaBlock', 'Mamba',
+           'intra_op_threads', 'SelectiveScan', 'cpu_name', 'thread_candidates', 'fastest_threads', 'time_scan_threads',
+           'scan_threads_key', 'scan_threads', 'fused_selective_scan']
 
 # %% ../nbs/07_mamba.ipynb #71b73e78
 def selective_scan_materialized(x, dt, A, B, C, D, method: str = "sequential") -> torch.Tensor:
@@ -28,103 +39,28 @@ def selective_scan_materialized(x, dt, A, B, C, D, method: str = "sequential") -
     y = (h * C.transpose(0, 1)[:, :, None, :]).sum(-1)                 # (B, L, D)
     return y.transpose(0, 1) + x * D                                   # (L, B, D)
 
-# %% ../nbs/07_mamba.ipynb #f1bc151f
-_LOG2_E = 1.0 / math.log(2.0)
+# %% ../nbs/07_mamba.ipynb #6da18672
+SELECTIVE_SCANS: dict = {method: partial(selective_scan_materialized, method=method) for method in SCANS}
 
-def _chunk_states(a_buf, h_buf, h_steps, dt, dtx, B, A2, s: int, e: int, h0):
-    "Decays a (q, B, N, D) and states h_buf[1:q+1] (q, B, N, D) of time steps [s, e), starting from state h0 (B, N, D)."
-    q = e - s
-    a = torch.mul(dt[s:e, :, None, :], A2, out=a_buf[:q]).exp2_()      # exp(dt A) = 2^(dt A log2 e), (q, B, N, D)
-    h_steps[0].copy_(h0)
-    torch.mul(B[s:e, :, :, None], dtx[s:e, :, None, :], out=h_buf[1:q + 1])  # inputs dt B x, (q, B, N, D)
-    a_steps = a.unbind(0)                                              # views made once: the loop only dispatches
-    for i in range(q): h_steps[i + 1].addcmul_(a_steps[i], h_steps[i])  # h_t = b_t + a_t h_{t-1}, in place
-    return a
+def check_scan(scan: str):
+    "Raise a `ValueError` listing the valid options unless `scan` is `auto` or a name in `SELECTIVE_SCANS`."
+    if scan != "auto" and scan not in SELECTIVE_SCANS:
+        raise ValueError(f"unknown scan {scan!r}; valid options: {', '.join(('auto', *SELECTIVE_SCANS))}")
 
-def _scan_forward(x, dt, dtx, A2, B, C, chunk: int):
-    "SSM outputs y (L, B, D) without the skip, and the state entering each chunk (n_chunks, B, N, D)."
-    L, Bsz, Din = x.shape
-    N = A2.size(0)
-    a_buf, h_buf = x.new_empty(chunk, Bsz, N, Din), x.new_empty(chunk + 1, Bsz, N, Din)
-    h_steps = h_buf.unbind(0)
-    starts = range(0, L, chunk)
-    h_starts = x.new_empty(len(starts), Bsz, N, Din)                   # all that backward keeps
-    h_starts[0].zero_()
-    y = x.new_empty(L, Bsz, Din)
-    for c, s in enumerate(starts):
-        e = min(s + chunk, L); K = (e - s) * Bsz
-        _chunk_states(a_buf, h_buf, h_steps, dt, dtx, B, A2, s, e, h_starts[c])
-        if c + 1 < len(starts): h_starts[c + 1].copy_(h_steps[e - s])
-        torch.bmm(C[s:e].reshape(K, 1, N), h_buf[1:e - s + 1].view(K, N, Din), out=y[s:e].view(K, 1, Din))  # C_t . h_t
-    return y, h_starts
+def resolve_scan(scan: str, device: torch.device | str) -> str:
+    "The implementation that option `scan` names on `device`: `auto` is `fused` on CPU and `chunked` elsewhere."
+    check_scan(scan)
+    if scan != "auto": return scan
+    return "fused" if torch.device(device).type == "cpu" else "chunked"
 
-def _scan_backward(x, dt, dtx, At, A2, B, C, dy, h_starts, chunk: int):
-    "Gradients with respect to dt x (L, B, D), dt (L, b, D, decay part only), B, C (L, B, N) and A^T (N, D)."
-    L, Bsz, Din = x.shape
-    N = A2.size(0)
-    a_buf, h_buf = x.new_empty(chunk, Bsz, N, Din), x.new_empty(chunk + 1, Bsz, N, Din)
-    g_buf, tmp_buf = x.new_empty(chunk, Bsz, N, Din), x.new_empty(chunk, Bsz, N, Din)
-    h_steps, g_steps = h_buf.unbind(0), g_buf.unbind(0)
-    d_dtx, d_dt = x.new_empty(L, Bsz, Din), x.new_empty(L, Bsz, Din)
-    dB, dC = x.new_empty(L, Bsz, N), x.new_empty(L, Bsz, N)
-    dAt = torch.zeros_like(At)                                         # (N, D)
-    g_next = x.new_zeros(Bsz, N, Din)                                  # a_{t+1} g_{t+1} flowing in from the next chunk
-    starts = list(range(0, L, chunk))
-    for c in reversed(range(len(starts))):
-        s = starts[c]; e = min(s + chunk, L); q = e - s; K = q * Bsz
-        a = _chunk_states(a_buf, h_buf, h_steps, dt, dtx, B, A2, s, e, h_starts[c])  # recompute, (q, B, N, D)
-        a_steps = a.unbind(0)
-        g = torch.mul(C[s:e, :, :, None], dy[s:e, :, None, :], out=g_buf[:q])          # C_t dy_t
-        g_steps[q - 1].add_(g_next)
-        for i in range(q - 2, -1, -1): g_steps[i].addcmul_(a_steps[i + 1], g_steps[i + 1])  # g_t += a_{t+1} g_{t+1}
-        torch.mul(a_steps[0], g_steps[0], out=g_next)
-        gk = g.view(K, N, Din)
-        torch.bmm(B[s:e].reshape(K, 1, N), gk, out=d_dtx[s:e].view(K, 1, Din))                     # sum_n g B
-        torch.bmm(dtx[s:e].reshape(K, 1, Din), gk.transpose(1, 2), out=dB[s:e].view(K, 1, N))     # sum_d g dt x
-        torch.bmm(dy[s:e].reshape(K, 1, Din), h_buf[1:q + 1].view(K, N, Din).transpose(1, 2),
-                  out=dC[s:e].view(K, 1, N))                                                      # sum_d h dy
-        ell = a.mul_(g).mul_(h_buf[:q]).view(K, N, Din)                # dL/d(dt A) = g a h_{t-1}, in a's buffer
-        tmp = tmp_buf[:q].view(K, N, Din)
-        torch.sum(torch.mul(ell, At, out=tmp), 1, out=d_dt[s:e].view(K, Din))         # sum_n ell A
-        dAt += torch.mul(ell, dt[s:e].reshape(K, 1, Din), out=tmp).sum(0)            # sum_(t,b) ell dt
-    return d_dtx, d_dt, dB, dC, dAt
-
-FUSED_SCAN_THREADS: int | None = 1  # threads for the fused scan's operations; None: PyTorch's setting (see below)
-
-@contextlib.contextmanager
-def _scan_threads(n: int | None):
-    "Run the body with PyTorch's intra-op thread count set to `n` (None: leave it), restoring it afterwards."
-    before = torch.get_num_threads()
-    if n is None or n == before: yield; return
-    torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(before)
-
-class SelectiveScan(torch.autograd.Function):
-    """The selective SSM with a hand-written backward that never holds more than `chunk` time steps of the
-    (L, B, N, D) decays, inputs or states. Arguments as in `selective_scan_materialized`, time-major."""
-    @staticmethod
-    def forward(ctx, x, dt, A, B, C, D, chunk: int = 4):
-        with torch.autocast(x.device.type, enabled=False), _scan_threads(FUSED_SCAN_THREADS):  # float32 buffers
-            dtx = dt * x                                               # (L, B, D)
-            A2 = (A.t() * _LOG2_E).contiguous()                        # (N, D)
-            y, h_starts = _scan_forward(x, dt, dtx, A2, B, C, chunk)   # (L, B, D), (n_chunks, B, N, D)
-            y.addcmul_(x, D)                                           # the skip D x
-        ctx.save_for_backward(x, dt, dtx, A, B, C, D, h_starts)
-        ctx.chunk = chunk
-        return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        x, dt, dtx, A, B, C, D, h_starts = ctx.saved_tensors
-        with torch.autocast(x.device.type, enabled=False), _scan_threads(FUSED_SCAN_THREADS):
-            dy = dy.contiguous()
-            At = A.t().contiguous(); A2 = At * _LOG2_E                 # (N, D)
-            d_dtx, d_dt, dB, dC, dAt = _scan_backward(x, dt, dtx, At, A2, B, C, dy, h_starts, ctx.chunk)
-            dx = torch.addcmul(dy * D, d_dtx, dt)                      # through dt x, and the skip D x
-            d_dt.addcmul_(d_dtx, x)
-            dD = (dy * x).sum((0, 1))
-        return dx, d_dt, dAt.t(), dB, dC, dD, None
+def selective_scan(x, dt, A, B, C, D, scan: str = "auto") -> torch.Tensor:
+    "The selective SSM (arguments as in `selective_scan_materialized`, time-major) with the implementation `scan` names."
+    run = SELECTIVE_SCANS[resolve_scan(scan, x.device)]
+    dtype = x.dtype
+    with torch.autocast(x.device.type, enabled=False):                # the recurrence runs in (at least) float32
+        x, dt, A, B, C, D = (t.to(torch.promote_types(t.dtype, torch.float32)) for t in (x, dt, A, B, C, D))
+        y = run(x, dt, A, B, C, D)
+    return y.to(dtype)
 
 # %% ../nbs/07_mamba.ipynb #d06b44ff
 class CausalDepthwiseConv(torch.autograd.Function):
@@ -150,24 +86,6 @@ class CausalDepthwiseConv(torch.autograd.Function):
             dx[:L - j].addcmul_(dy[j:], weight[:, k - 1 - j])
             dw[:, k - 1 - j] = torch.mul(dy[j:], x[:L - j], out=prod[:L - j]).sum((0, 1))
         return dx, dw, dy.sum((0, 1))
-
-# %% ../nbs/07_mamba.ipynb #6da18672
-SCAN_OPTIONS = ("auto", "fused", *SCANS)
-
-def resolve_scan(scan: str, device: torch.device | str) -> str:
-    "The scan implementation that option `scan` means on `device`: `auto` is `fused` on CPU and `chunked` elsewhere."
-    if scan not in SCAN_OPTIONS: raise ValueError(f"unknown scan {scan!r}; valid options: {', '.join(SCAN_OPTIONS)}")
-    if scan != "auto": return scan
-    return "fused" if torch.device(device).type == "cpu" else "chunked"
-
-def selective_scan(x, dt, A, B, C, D, scan: str = "auto") -> torch.Tensor:
-    "The selective SSM (arguments as in `selective_scan_materialized`, time-major) with the implementation `scan` names."
-    method = resolve_scan(scan, x.device)
-    dtype = x.dtype
-    with torch.autocast(x.device.type, enabled=False):                # the recurrence runs in (at least) float32
-        x, dt, A, B, C, D = (t.to(torch.promote_types(t.dtype, torch.float32)) for t in (x, dt, A, B, C, D))
-        y = SelectiveScan.apply(x, dt, A, B, C, D) if method == "fused" else selective_scan_materialized(x, dt, A, B, C, D, method)
-    return y.to(dtype)
 
 # %% ../nbs/07_mamba.ipynb #53b37723
 class MambaMixer(nn.Module):
@@ -215,7 +133,7 @@ class MambaMixer(nn.Module):
         window = torch.cat([conv_state, x[:, None]], 1)                # (n, d_conv, D): oldest first
         x = F.silu((window * self.conv1d.weight[:, 0].t()).sum(1) + self.conv1d.bias)  # (n, D)
         dt, B, C, A = self._ssm_params(x)                              # (n, D), (n, N) x 2, (D, N)
-        h = torch.exp2(dt[:, None, :] * (A.t() * _LOG2_E)) * h + B[:, :, None] * (dt * x)[:, None, :]  # (n, N, D)
+        h = torch.exp(dt[:, None, :] * A.t()) * h + B[:, :, None] * (dt * x)[:, None, :]  # (n, N, D)
         y = (C[:, :, None] * h).sum(1) + self.D * x                    # (n, D)
         return self.out_proj(y * F.silu(z)), (window[:, 1:], h)
 
@@ -226,13 +144,12 @@ class MambaConfig(ModelConfig):
     d_state: int = 16        # N: SSM states per channel
     expand_factor: int = 2   # inner width / n_embd
     d_conv: int = 4          # width of the causal depthwise convolution
-    scan: str = "auto"       # auto, fused, sequential, blelloch, chunked
+    scan: str = "auto"       # auto, or a name in SELECTIVE_SCANS: sequential, blelloch, chunked, fused
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(d_state=self.d_state, expand_factor=self.expand_factor, d_conv=self.d_conv)
-        if self.scan not in SCAN_OPTIONS:
-            raise ValueError(f"unknown scan {self.scan!r}; valid options: {', '.join(SCAN_OPTIONS)}")
+        check_scan(self.scan)
 
 class MambaBlock(nn.Module):
     "Pre-norm residual block: u + dropout(mixer(RMSNorm(u)))."
@@ -284,3 +201,204 @@ class Mamba(LeftToRight):
                 new_state.append(s)
             state = new_state
         return self._logits(u), state
+
+# %% ../nbs/07_mamba.ipynb #f1bc151f
+_LOG2_E = 1.0 / math.log(2.0)
+
+def _chunk_states(a_buf, h_buf, h_steps, dt, dtx, B, A2, s: int, e: int, h0):
+    "Decays a (q, B, N, D) and states h_buf[1:q+1] (q, B, N, D) of time steps [s, e), starting from state h0 (B, N, D)."
+    q = e - s
+    a = torch.mul(dt[s:e, :, None, :], A2, out=a_buf[:q]).exp2_()      # exp(dt A) = 2^(dt A log2 e), (q, B, N, D)
+    h_steps[0].copy_(h0)
+    torch.mul(B[s:e, :, :, None], dtx[s:e, :, None, :], out=h_buf[1:q + 1])  # inputs dt B x, (q, B, N, D)
+    a_steps = a.unbind(0)                                              # views made once: the loop only dispatches
+    for i in range(q): h_steps[i + 1].addcmul_(a_steps[i], h_steps[i])  # h_t = b_t + a_t h_{t-1}, in place
+    return a
+
+def _scan_forward(x, dt, dtx, A2, B, C, chunk: int):
+    "SSM outputs y (L, B, D) without the skip, and the state entering each chunk (n_chunks, B, N, D)."
+    L, Bsz, Din = x.shape
+    N = A2.size(0)
+    a_buf, h_buf = x.new_empty(chunk, Bsz, N, Din), x.new_empty(chunk + 1, Bsz, N, Din)
+    h_steps = h_buf.unbind(0)
+    starts = range(0, L, chunk)
+    h_starts = x.new_empty(len(starts), Bsz, N, Din)                   # all that backward keeps
+    h_starts[0].zero_()
+    y = x.new_empty(L, Bsz, Din)
+    for c, s in enumerate(starts):
+        e = min(s + chunk, L); K = (e - s) * Bsz
+        _chunk_states(a_buf, h_buf, h_steps, dt, dtx, B, A2, s, e, h_starts[c])
+        if c + 1 < len(starts): h_starts[c + 1].copy_(h_steps[e - s])
+        torch.bmm(C[s:e].reshape(K, 1, N), h_buf[1:e - s + 1].view(K, N, Din), out=y[s:e].view(K, 1, Din))  # C_t . h_t
+    return y, h_starts
+
+# %% ../nbs/07_mamba.ipynb #165c7910
+def _scan_backward(x, dt, dtx, At, A2, B, C, dy, h_starts, chunk: int):
+    "Gradients with respect to dt x (L, B, D), dt (L, B, D; the decay's share only), B, C (L, B, N) and A^T (N, D)."
+    L, Bsz, Din = x.shape
+    N = A2.size(0)
+    a_buf, h_buf = x.new_empty(chunk, Bsz, N, Din), x.new_empty(chunk + 1, Bsz, N, Din)
+    g_buf, tmp_buf = x.new_empty(chunk, Bsz, N, Din), x.new_empty(chunk, Bsz, N, Din)
+    h_steps, g_steps = h_buf.unbind(0), g_buf.unbind(0)
+    d_dtx, d_dt = x.new_empty(L, Bsz, Din), x.new_empty(L, Bsz, Din)
+    dB, dC = x.new_empty(L, Bsz, N), x.new_empty(L, Bsz, N)
+    dAt = torch.zeros_like(At)                                         # (N, D)
+    g_next = x.new_zeros(Bsz, N, Din)                                  # a_{t+1} g_{t+1} flowing in from the next chunk
+    starts = list(range(0, L, chunk))
+    for c in reversed(range(len(starts))):
+        s = starts[c]; e = min(s + chunk, L); q = e - s; K = q * Bsz
+        a = _chunk_states(a_buf, h_buf, h_steps, dt, dtx, B, A2, s, e, h_starts[c])  # recompute, (q, B, N, D)
+        a_steps = a.unbind(0)
+        g = torch.mul(C[s:e, :, :, None], dy[s:e, :, None, :], out=g_buf[:q])          # C_t dy_t
+        g_steps[q - 1].add_(g_next)
+        for i in range(q - 2, -1, -1): g_steps[i].addcmul_(a_steps[i + 1], g_steps[i + 1])  # g_t += a_{t+1} g_{t+1}
+        torch.mul(a_steps[0], g_steps[0], out=g_next)
+        gk = g.view(K, N, Din)
+        torch.bmm(B[s:e].reshape(K, 1, N), gk, out=d_dtx[s:e].view(K, 1, Din))                     # sum_n g B
+        torch.bmm(dtx[s:e].reshape(K, 1, Din), gk.transpose(1, 2), out=dB[s:e].view(K, 1, N))     # sum_d g dt x
+        torch.bmm(dy[s:e].reshape(K, 1, Din), h_buf[1:q + 1].view(K, N, Din).transpose(1, 2),
+                  out=dC[s:e].view(K, 1, N))                                                      # sum_d h dy
+        ell = a.mul_(g).mul_(h_buf[:q]).view(K, N, Din)                # dL/d(dt A) = g a h_{t-1}, in a's buffer
+        tmp = tmp_buf[:q].view(K, N, Din)
+        torch.sum(torch.mul(ell, At, out=tmp), 1, out=d_dt[s:e].view(K, Din))         # sum_n ell A
+        dAt += torch.mul(ell, dt[s:e].reshape(K, 1, Din), out=tmp).sum(0)            # sum_(t,b) ell dt
+    return d_dtx, d_dt, dB, dC, dAt
+
+# %% ../nbs/07_mamba.ipynb #cc6d1e06
+@contextlib.contextmanager
+def intra_op_threads(n: int | None):
+    "Run the body with PyTorch's intra-op thread count set to `n` and restore the previous count afterwards; `None` changes nothing."
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(before)
+
+FUSED_CHUNK = 4  # time steps per chunk: of 2, 4, 8 and 16 the fastest, or within 2%, on one and two threads (bench/results/mamba.md)
+
+class SelectiveScan(torch.autograd.Function):
+    """The selective SSM (arguments as in `selective_scan_materialized`, time-major) with a hand-written backward that
+    never holds more than `chunk` time steps of the (L, B, N, D) decays, inputs or states; its operations run on
+    `threads` of PyTorch's intra-op threads (None: PyTorch's setting)."""
+    @staticmethod
+    def forward(ctx, x, dt, A, B, C, D, chunk: int = FUSED_CHUNK, threads: int | None = None):
+        with torch.autocast(x.device.type, enabled=False), intra_op_threads(threads):  # float32 buffers
+            dtx = dt * x                                               # (L, B, D)
+            A2 = (A.t() * _LOG2_E).contiguous()                        # (N, D)
+            y, h_starts = _scan_forward(x, dt, dtx, A2, B, C, chunk)   # (L, B, D), (n_chunks, B, N, D)
+            y.addcmul_(x, D)                                           # the skip D x
+        ctx.save_for_backward(x, dt, dtx, A, B, C, D, h_starts)
+        ctx.chunk, ctx.threads = chunk, threads
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, dt, dtx, A, B, C, D, h_starts = ctx.saved_tensors
+        with torch.autocast(x.device.type, enabled=False), intra_op_threads(ctx.threads):
+            dy = dy.contiguous()
+            At = A.t().contiguous(); A2 = At * _LOG2_E                 # (N, D)
+            d_dtx, d_dt, dB, dC, dAt = _scan_backward(x, dt, dtx, At, A2, B, C, dy, h_starts, ctx.chunk)
+            dx = torch.addcmul(dy * D, d_dtx, dt)                      # through dt x, and the skip D x
+            d_dt.addcmul_(d_dtx, x)
+            dD = (dy * x).sum((0, 1))
+        return dx, d_dt, dAt.t(), dB, dC, dD, None, None
+
+# %% ../nbs/07_mamba.ipynb #f56fa6f9
+SCAN_THREADS_ENV = "NANOPARADIGM_SCAN_THREADS"  # a thread count for the fused scan; unset: measured once per machine
+
+@cache
+def cpu_name() -> str:
+    "The CPU's model name (on Linux from /proc/cpuinfo, read once), else what `platform` knows."
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    return next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")),
+                platform.processor() or platform.machine())
+
+def thread_candidates(n: int | None = None) -> list[int]:
+    "Thread counts worth timing when `n` intra-op threads are available (default: PyTorch's setting): 1, the powers of two below `n`, and `n`."
+    n = n or torch.get_num_threads()
+    return sorted({1, n, *(2 ** i for i in range(n.bit_length()) if 2 ** i < n)})
+
+def fastest_threads(timings: dict, margin: float = 0.05) -> int:
+    """The thread count to use, from `timings` = {threads: [seconds per round]} of candidates that took turns: the
+    fewest threads, unless more threads were faster by `margin` in *every* round (then the same test from there on)."""
+    counts = sorted(timings)
+    best = counts[0]
+    for n in counts[1:]:
+        if all(t < t_best * (1 - margin) for t, t_best in zip(timings[n], timings[best])): best = n
+    return best
+
+def time_scan_threads(candidates, reps: int = 7, shape: tuple = (8, 32, 256, 16), budget: float = 0.5,
+                      chunk: int = FUSED_CHUNK) -> dict:
+    """Seconds of one forward and backward pass of `SelectiveScan` (in chunks of `chunk` steps) at `shape` (L, B, D, N)
+    on each thread count in `candidates`: {threads: [seconds per round]}. The candidates take turns, after a warm-up
+    round on one chunk, for `reps` rounds, or fewer (at least 3) once `budget` seconds have passed."""
+    L, Bsz, Din, N = shape
+    g = torch.Generator().manual_seed(0)
+    times = {n: [] for n in candidates}
+    with torch.inference_mode(False), torch.enable_grad():            # whatever mode the caller is in
+        x, dy = torch.randn(L, Bsz, Din, generator=g), torch.randn(L, Bsz, Din, generator=g)
+        dt = torch.rand(L, Bsz, Din, generator=g) * 0.1 + 1e-3
+        A, D = -torch.arange(1.0, N + 1).repeat(Din, 1), torch.ones(Din)
+        B, C = torch.randn(L, Bsz, N, generator=g), torch.randn(L, Bsz, N, generator=g)
+        for t in (x, dt, A, B, C, D): t.requires_grad_()
+        start = time.perf_counter()
+        for rep in range(reps + 1):
+            if rep > 3 and time.perf_counter() - start > budget: break
+            steps = min(chunk, L) if rep == 0 else L                  # round 0 warms up on one chunk
+            for n in candidates:
+                t0 = time.perf_counter()
+                SelectiveScan.apply(x[:steps], dt[:steps], A, B[:steps], C[:steps], D, chunk, n).backward(dy[:steps])
+                if rep: times[n].append(time.perf_counter() - t0)
+    return times
+
+# %% ../nbs/07_mamba.ipynb #989f23d4
+_chosen_threads: dict = {}  # (cache file, machine key) -> thread count, for this process
+
+def scan_threads_key() -> str:
+    "What a measured thread count depends on: the CPU, its number of logical CPUs, PyTorch's version and its thread count."
+    return f"{cpu_name()} | {os.cpu_count()} logical CPUs | torch {torch.__version__} | {torch.get_num_threads()} threads"
+
+def _read_choices(path: Path) -> dict:
+    try: table = json.loads(path.read_text())
+    except (OSError, ValueError): return {}
+    return table if isinstance(table, dict) else {}
+
+def _write_choices(path: Path, table: dict):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, indent=1) + "\n")           # a write cut short reads as unreadable: measured again
+    except OSError as e:
+        warnings.warn(f"could not save the fused scan's thread count to {path} ({e}); it will be measured again")
+
+def scan_threads(cache_file: Path | str | None = None, measure=None) -> int:
+    """Intra-op threads for the fused scan on CPU: `$NANOPARADIGM_SCAN_THREADS` if set; else the count that
+    `measure(candidates)` (default `time_scan_threads`) found fastest on this machine, measured once and kept in
+    `cache_file` (default `cache_root()/scan_threads.json`) under `scan_threads_key()`."""
+    if env := os.environ.get(SCAN_THREADS_ENV, "").strip():
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"{SCAN_THREADS_ENV}={env!r}: must be a positive integer, or unset to measure the best count")
+        return int(env)
+    candidates = thread_candidates()
+    if len(candidates) == 1: return candidates[0]                     # one thread: nothing to choose
+    path, key = Path(cache_file) if cache_file else cache_root() / "scan_threads.json", scan_threads_key()
+    if (path, key) not in _chosen_threads:
+        table = _read_choices(path)
+        entry = table.get(key)
+        if not (isinstance(entry, dict) and isinstance(entry.get("threads"), int) and entry["threads"] >= 1):
+            timings = (measure or time_scan_threads)(candidates)
+            entry = {"threads": fastest_threads(timings),
+                     "median_ms": {str(n): round(1e3 * statistics.median(t), 2) for n, t in timings.items()}}
+            _write_choices(path, {**table, key: entry})
+        _chosen_threads[(path, key)] = entry["threads"]
+    return _chosen_threads[(path, key)]
+
+# %% ../nbs/07_mamba.ipynb #41d6ef0a
+def fused_selective_scan(x, dt, A, B, C, D) -> torch.Tensor:
+    "`SelectiveScan` in chunks of `FUSED_CHUNK` steps, on `scan_threads()` threads on CPU."
+    return SelectiveScan.apply(x, dt, A, B, C, D, FUSED_CHUNK, scan_threads() if x.device.type == "cpu" else None)
+
+SELECTIVE_SCANS["fused"] = fused_selective_scan
+SCAN_OPTIONS = ("auto", *SELECTIVE_SCANS)                             # every value of MambaConfig.scan

@@ -36,7 +36,8 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from nanoparadigm.data import TextDataset  # noqa: E402
 from nanoparadigm.models import build_model  # noqa: E402
-from nanoparadigm.mamba import (FUSED_CHUNK, SCAN_THREADS_ENV, cpu_name, scan_threads, scan_threads_key,  # noqa: E402
+from nanoparadigm.files import cpu_name  # noqa: E402
+from nanoparadigm.mamba import (FUSED_CHUNK, SCAN_THREADS_ENV, scan_threads, scan_threads_key,  # noqa: E402
                                 thread_candidates, time_scan_threads)
 
 TARGET_RATIO, GOAL_RATIO = 1.5, 1.0  # a Mamba step may cost at most 1.5 AR steps; 1.0 is the goal

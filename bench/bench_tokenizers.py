@@ -38,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("RAYON_NUM_THREADS", "1")   # HF on one thread, like ours, so CPU time measures the same thing
 sys.path.insert(0, str(REPO))
+from nanoparadigm.files import cpu_name  # noqa: E402
 from nanoparadigm.tokenizers import BPETokenizer, CharTokenizer, split_words  # noqa: E402
 
 try:
@@ -123,14 +124,7 @@ def hf_train(text: str, vocab_size: int):
 
 def machine_info() -> dict:
     "Where the numbers come from."
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
+    cpu = cpu_name()
     versions = {}
     for pkg in ("nanoparadigm", "tokenizers"):
         try: versions[pkg] = metadata.version(pkg)

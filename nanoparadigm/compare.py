@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 import nanoparadigm
-from .files import command, check_output_dir, FolderLock, write_atomic
+from .files import command, check_output_dir, FolderLock, write_atomic, cpu_name
 from .models import PARADIGMS, get_entry, build_model, build_config, load_model
 from .data import TextDataset
 from .train import TrainArgs, train, train_or_reuse, model_config, UNLIMITED_STEPS
@@ -193,8 +193,7 @@ def plot_traces(traces: dict):
 # %% ../nbs/11_compare.ipynb #aa50787a
 def machine_info() -> dict:
     "What the numbers were measured on: platform, CPU, threads, torch, and the git commit of the code (-dirty: the package had uncommitted edits)."
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = cpu_name()
     def git(*args):   # run in the package's folder: a git checkout for an editable install, none for a wheel
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(nanoparadigm.__file__).parent, timeout=60)
     try:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import inspect
 import io
 import json
 import math
 import os
+import platform
 import socket
 import sys
 import tempfile
@@ -27,7 +29,8 @@ from fastcore.docments import docments
 # %% auto #0
 __all__ = ['EXPECTED_ERRORS', 'INT64_MAX', 'UNSET', 'OutputError', 'write_atomic', 'save_atomic', 'Failure', 'FolderBusyError',
            'FolderLock', 'check_output_dir', 'check_output_file', 'available_devices', 'pick_device', 'autocast',
-           'fail', 'cli_errors', 'finite_float', 'int64', 'flags_of', 'make_parser', 'parse_flags', 'command']
+           'cpu_name', 'fail', 'cli_errors', 'finite_float', 'int64', 'flags_of', 'make_parser', 'parse_flags',
+           'command']
 
 # %% ../nbs/00a_files.ipynb #889b5566
 _CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
@@ -210,6 +213,15 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 def autocast(device: torch.device):
     "bfloat16 autocast on CUDA; nothing elsewhere."
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+@functools.cache
+def cpu_name() -> str:
+    "The CPU's model name (on Linux from /proc/cpuinfo), else what `platform` knows: to name beside every timing."
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    return next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")),
+                platform.processor() or platform.machine())
 
 # %% ../nbs/00a_files.ipynb #4c8f8625
 EXPECTED_ERRORS = (ValueError, OSError, Failure)   # ValueError: bad input; OSError: files; Failure: the rest

@@ -8,7 +8,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -21,11 +20,12 @@ import torch.nn.functional as F
 from .paradigm import ModelConfig, LeftToRight, check_positive
 from .scan import SCANS, scan
 from .data import cache_root
+from .files import write_atomic, cpu_name
 
 # %% auto #0
 __all__ = ['SELECTIVE_SCANS', 'FUSED_CHUNK', 'SCAN_THREADS_ENV', 'SCAN_OPTIONS', 'selective_scan_materialized', 'check_scan',
            'resolve_scan', 'selective_scan', 'CausalDepthwiseConv', 'MambaMixer', 'MambaConfig', 'MambaBlock', 'Mamba',
-           'intra_op_threads', 'SelectiveScan', 'cpu_name', 'thread_candidates', 'fastest_threads', 'time_scan_threads',
+           'intra_op_threads', 'SelectiveScan', 'thread_candidates', 'fastest_threads', 'time_scan_threads',
            'scan_threads_key', 'scan_threads', 'fused_selective_scan']
 
 # %% ../nbs/07_mamba.ipynb #71b73e78
@@ -308,14 +308,6 @@ class SelectiveScan(torch.autograd.Function):
 # %% ../nbs/07_mamba.ipynb #f56fa6f9
 SCAN_THREADS_ENV = "NANOPARADIGM_SCAN_THREADS"  # a thread count for the fused scan; unset: measured once per machine
 
-@cache
-def cpu_name() -> str:
-    "The CPU's model name (on Linux from /proc/cpuinfo, read once), else what `platform` knows."
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    return next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")),
-                platform.processor() or platform.machine())
-
 def thread_candidates(n: int | None = None) -> list[int]:
     "Thread counts worth timing when `n` intra-op threads are available (default: PyTorch's setting): 1, the powers of two below `n`, and `n`."
     n = n or torch.get_num_threads()
@@ -367,9 +359,7 @@ def _read_choices(path: Path) -> dict:
     return table if isinstance(table, dict) else {}
 
 def _write_choices(path: Path, table: dict):
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(table, indent=1) + "\n")           # a write cut short reads as unreadable: measured again
+    try: write_atomic(path, json.dumps(table, indent=1) + "\n")
     except OSError as e:
         warnings.warn(f"could not save the fused scan's thread count to {path} ({e}); it will be measured again")
 

@@ -12,8 +12,15 @@ from .paradigm import Denoiser, check_positive, sample_from_logits, stratified_u
 from .transformer import TransformerConfig
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'MASKINGS', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'mask_exactly', 'DiffusionConfig',
+__all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'DiffusionConfig',
            'Diffusion']
+
+# %% ../nbs/04_diffusion.ipynb #0c821fd8
+def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    "Replace exactly `k[i]` positions of row i of `x` (B, T), a uniformly random subset of them, by `mask_id`: (B, T)."
+    noise = torch.rand(x.shape, generator=generator, device=x.device)              # (B, T)
+    rank = noise.argsort(1).argsort(1)                                              # (B, T) a random permutation per row
+    return torch.where(rank < k[:, None], mask_id, x)                               # (B, T)
 
 # %% ../nbs/04_diffusion.ipynb #7ceb7bea
 def log_linear_alpha(t: torch.Tensor | float, eps: float) -> torch.Tensor | float:
@@ -32,13 +39,6 @@ def mask_tokens(x: torch.Tensor, t: torch.Tensor, eps: float, mask_id: int,
     noise = torch.rand(x.shape, generator=generator, device=x.device)              # (B, T)
     return torch.where(noise < p_mask, mask_id, x)                                  # (B, T)
 
-# %% ../nbs/04_diffusion.ipynb #1b601519
-def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    "Mask exactly `k[i]` positions of row i of `x` (B, T), a uniformly random subset of them: (B, T)."
-    noise = torch.rand(x.shape, generator=generator, device=x.device)              # (B, T)
-    rank = noise.argsort(1).argsort(1)                                              # (B, T) a random permutation per row
-    return torch.where(rank < k[:, None], mask_id, x)                               # (B, T)
-
 # %% ../nbs/04_diffusion.ipynb #079497c0
 SAMPLERS = ("ancestral", "confidence")
 MASKINGS = ("time", "count")
@@ -49,7 +49,7 @@ class DiffusionConfig(TransformerConfig):
     sampling_steps: int = 64     # denoising steps of `generate`/`infill` when `steps` is not given
     sampler: str = "ancestral"   # "ancestral" (MDLM's reverse process) or "confidence" (low-confidence remasking)
     eps: float = 1e-3            # the schedule's alpha_1 = eps; "time" masking trains on times in [eps, 1] (weights 1/t <= 1/eps)
-    masking: str = "time"        # how `loss` masks a window: "time" (each token with probability t, weight 1/t) or "count" (exactly k ~ U{1..L} tokens, weight L/k)
+    masking: str = "time"        # how `loss` masks a window: "time" (each token with probability t, weight 1/t) or "count" (exactly k ~ U{1..T} tokens, weight T/k)
     mask_low: float = 0.0        # `loss` masks fractions of a window in [mask_low, mask_high] only: a clipped schedule...
     mask_high: float = 1.0       # ...as in block diffusion; 0 and 1 (the default) train on the NELBO itself
 

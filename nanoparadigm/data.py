@@ -9,6 +9,7 @@ __all__ = ['CORPORA', 'WIKITEXT_FILES', 'WIKITEXT_URLS', 'CorpusNotFoundError', 
 
 # %% ../nbs/01_data.ipynb #752e786f
 import hashlib
+import http.client
 import json
 import math
 import operator
@@ -110,26 +111,59 @@ def _move_into_place(staged: Path, dest: Path):
         for f in staged.iterdir(): os.replace(f, dest / f.name)
 
 
-def download_wikitext(root=None, urls=WIKITEXT_URLS, timeout: float = 30.0) -> Path:
-    "Download WikiText-2 (raw) once into `root/wikitext-2-raw` (default root: `cache_root()`) and return that folder."
+def _env_seconds(name: str, default: float) -> float:
+    "A positive number of seconds from the environment variable `name`, else `default`."
+    value = os.environ.get(name)
+    if not value: return default
+    try: seconds = float(value)
+    except ValueError: seconds = 0.0
+    if not seconds > 0: raise ValueError(f"${name} must be a positive number of seconds, got {value!r}; fix or unset it")
+    return seconds
+
+
+def _fetch(url: str, dest: Path, timeout: float):
+    "Download `url` to the file `dest`; a response shorter than its Content-Length is an error, not a short file."
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as f:
+        shutil.copyfileobj(response, f)
+        expected = response.headers.get("Content-Length", "")
+    size = dest.stat().st_size
+    if expected.isdigit() and size < int(expected):
+        raise OSError(f"the download stopped after {size:,} of {int(expected):,} bytes")
+
+
+def _download_error(e: Exception, timeout: float) -> str:
+    "Why a download failed, in a few words on one line."
+    if isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError): return f"no data for {timeout:g} s"
+    if isinstance(e, CorpusNotFoundError): return f"the zip lacks {', '.join(e.missing)}"
+    if isinstance(e, zipfile.BadZipFile): return f"not a readable zip file ({e})"
+    if getattr(e, "code", None) is not None and hasattr(e, "reason"): return f"HTTP {e.code} {e.reason}"  # urllib's HTTPError
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def download_wikitext(root=None, urls=None, timeout: float | None = None) -> Path:
+    """Download WikiText-2 (raw) once into `root/wikitext-2-raw` (default root: `cache_root()`) and return that folder.
+
+    `urls` are tried in order; default: `$NANOPARADIGM_WIKITEXT_URL` if set, else `WIKITEXT_URLS`. `timeout` is the
+    seconds without data that fail a download; default: `$NANOPARADIGM_DOWNLOAD_TIMEOUT`, else 30."""
     root = Path(root).expanduser() if root is not None else cache_root()
     dest = root / "wikitext-2-raw"
     if not _wikitext_missing(dest): return dest
+    if urls is None: urls = [os.environ["NANOPARADIGM_WIKITEXT_URL"]] if os.environ.get("NANOPARADIGM_WIKITEXT_URL") else WIKITEXT_URLS
+    if timeout is None: timeout = _env_seconds("NANOPARADIGM_DOWNLOAD_TIMEOUT", 30.0)
     root.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in urls:
-        with tempfile.TemporaryDirectory(dir=root, prefix=".wikitext-download-") as tmp:
+        with tempfile.TemporaryDirectory(dir=root, prefix=".wikitext-download-") as tmp:  # removed, whatever happens
             zip_path = Path(tmp) / "wikitext-2-raw-v1.zip"
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as response, open(zip_path, "wb") as f:
-                    shutil.copyfileobj(response, f)
+                _fetch(url, zip_path, timeout)
                 staged = extract_wikitext(zip_path, Path(tmp) / "wikitext-2-raw")
-            except (OSError, zipfile.BadZipFile) as e:  # URLError, timeouts and disk errors are all OSErrors
-                errors.append(f"{url}: {e}")
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError, http.client.HTTPException) as e:  # OSError: URLError, timeouts, disk; ValueError: a malformed URL
+                errors.append(f"{url}: {_download_error(e, timeout)}")
                 continue
             _move_into_place(staged, dest)
             return dest
-    raise OSError("could not download WikiText-2: " + "; ".join(errors))
+    raise OSError("could not download WikiText-2 from " + "; ".join(errors))
 
 
 def find_wikitext(data_dir=None, download: bool = True) -> Path:
@@ -146,10 +180,13 @@ def find_wikitext(data_dir=None, download: bool = True) -> Path:
     folder = cache_root() / "wikitext-2-raw"
     if not _wikitext_missing(folder): return folder
     why = "the cache; downloading is switched off (download=False)"
+    retry = ""
     if download:
         try: return download_wikitext(cache_root())
-        except OSError as e: why = f"the cache; the download failed: {e}"
-    raise CorpusNotFoundError(_wikitext_help(folder, _wikitext_missing(folder), why), _wikitext_missing(folder))
+        except OSError as e: why = f"the cache; {e}"
+        retry = (" To download from elsewhere, set NANOPARADIGM_WIKITEXT_URL to a mirror of wikitext-2-raw-v1.zip "
+                 "(a file:// URL works); on a slow connection, raise NANOPARADIGM_DOWNLOAD_TIMEOUT (seconds, default 30).")
+    raise CorpusNotFoundError(_wikitext_help(folder, _wikitext_missing(folder), why) + retry, _wikitext_missing(folder))
 
 # %% ../nbs/01_data.ipynb #0356e68a
 def _package_data():

@@ -30,10 +30,10 @@ from .data import TextDataset, make_generator, load_corpus
 from .models import PARADIGMS, get_entry, build_model, save_checkpoint, load_checkpoint, model_from_checkpoint, CheckpointError
 
 # %% auto #0
-__all__ = ['RECIPE_DEFAULTS', 'UNLIMITED_STEPS', 'RESUME_FREE', 'main', 'TrainArgs', 'config_fields', 'model_config',
-           'check_args', 'lr_at', 'total_steps', 'make_optimizer', 'EMA', 'preserve_rng', 'mean_nll', 'LossOf',
-           'DistInfo', 'init_distributed', 'resumed_args', 'parameters_digest', 'NonFiniteLossError',
-           'NothingToTrainError', 'TrainResult', 'Trainer', 'train', 'train_or_reuse', 'train_flags']
+__all__ = ['RECIPE_DEFAULTS', 'UNLIMITED_STEPS', 'RESUME_FREE', 'TrainArgs', 'config_fields', 'model_config', 'check_args',
+           'lr_at', 'total_steps', 'make_optimizer', 'EMA', 'preserve_rng', 'mean_nll', 'LossOf', 'DistInfo',
+           'init_distributed', 'resumed_args', 'parameters_digest', 'NonFiniteLossError', 'NothingToTrainError',
+           'TrainResult', 'Trainer', 'train', 'train_or_reuse', 'train_flags', 'main']
 
 # %% ../nbs/08_train.ipynb #42a6f451
 RECIPE_DEFAULTS = {"lr": 1e-3, "ema_decay": 0.0}  # the settings a paradigm's `train_defaults` may change, and their defaults
@@ -596,9 +596,8 @@ def train_flags() -> list[tuple]:
         flags.append((name, hint, None, f"{help or name} ({scope}default: {_defaults_text(defaults)})"))
     return flags
 
-def _train_command(**flags):
+@command(flags=train_flags(), prog="nanoparadigm_train", aliases={"paradigm": "model"})
+def main(**flags):
     "Train a language model of any paradigm; checkpoints and metrics go to out/<model>/ (or --out_dir)."
     result = train(given=set(flags), **flags)
     if result.interrupted: sys.exit(130)
-
-main = command(_train_command, flags=train_flags(), prog="nanoparadigm_train", aliases={"paradigm": "model"})

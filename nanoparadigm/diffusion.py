@@ -15,7 +15,7 @@ from .transformer import TransformerConfig
 __all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'DiffusionConfig',
            'Diffusion']
 
-# %% ../nbs/04_diffusion.ipynb #0c821fd8
+# %% ../nbs/04_diffusion.ipynb #1f138c29
 def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None) -> torch.Tensor:
     "Replace exactly `k[i]` positions of row i of `x` (B, T), a uniformly random subset of them, by `mask_id`: (B, T)."
     noise = torch.rand(x.shape, generator=generator, device=x.device)              # (B, T)

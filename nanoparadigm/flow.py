@@ -25,10 +25,10 @@ def corrupt_uniform(x1: torch.Tensor, kappa: torch.Tensor, vocab_size: int,
 # %% ../nbs/05_flow.ipynb #9b6723f6
 def generalized_kl(logits: torch.Tensor, x1: torch.Tensor, x_t: torch.Tensor, kappa: torch.Tensor,
                    eta: float = 1.0) -> torch.Tensor:
-    "Generalized KL per unit of kappa between the conditional and the model rates of the eta-process, per position: (B, T) float64."
-    V = logits.size(-1)
-    p = logits.double().softmax(-1)                                                  # (B, T, V) p_theta(x1^i | x_t)
-    k = kappa.double().clamp(1e-6, 1 - 1e-6)[:, None, None]                          # (B, 1, 1)
+    "Generalized KL per unit of kappa between the conditional and the model rates of the eta-process, per position: (B, T)."
+    V, dtype = logits.size(-1), torch.float32 if logits.device.type == "mps" else torch.float64  # MPS has no float64
+    p = logits.to(dtype).softmax(-1)                                                 # (B, T, V) p_theta(x1^i | x_t)
+    k = kappa.to(dtype).clamp(1e-6, 1 - 1e-6)[:, None, None]                         # (B, 1, 1)
     rho = (1 - k) / (1 - k + k * V)                                                  # Metropolis acceptance of leaving x1
     shown = F.one_hot(x_t, V).bool()                                                 # (B, T, V) the current token a
     e = 1 - (p * shown).sum(-1, keepdim=True) * (1 - rho)                            # (B, T, 1)

@@ -8,11 +8,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .paradigm import Denoiser, check_positive, sample_from_logits
+from .paradigm import Denoiser, check_positive, sample_from_logits, stratified_uniform
 from .transformer import TransformerConfig
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'antithetic_times', 'DiffusionConfig', 'Diffusion']
+__all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'DiffusionConfig',
+           'Diffusion']
+
+# %% ../nbs/04_diffusion.ipynb #1f138c29
+def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None,
+                 free: torch.Tensor | None = None) -> torch.Tensor:
+    "Replace exactly `k[i]` positions of row i of `x` (B, T), a uniformly random subset of them (of the `free` (T,) ones), by `mask_id`."
+    noise = torch.rand(x.shape, generator=generator, device=x.device)              # (B, T) in [0, 1)
+    if free is not None: noise = noise + (~free).to(noise.dtype)                   # positions not free rank last
+    rank = noise.argsort(1).argsort(1)                                              # (B, T) a random permutation per row
+    return torch.where(rank < k[:, None], mask_id, x)                               # (B, T)
 
 # %% ../nbs/04_diffusion.ipynb #7ceb7bea
 def log_linear_alpha(t: torch.Tensor | float, eps: float) -> torch.Tensor | float:
@@ -31,33 +41,35 @@ def mask_tokens(x: torch.Tensor, t: torch.Tensor, eps: float, mask_id: int,
     noise = torch.rand(x.shape, generator=generator, device=x.device)              # (B, T)
     return torch.where(noise < p_mask, mask_id, x)                                  # (B, T)
 
-# %% ../nbs/04_diffusion.ipynb #f3e1e5fc
-def antithetic_times(batch_size: int, eps: float, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-    "`batch_size` times in [eps, 1], one in each of `batch_size` equal slices, all shifted by one uniform offset: (B,)."
-    u = torch.rand((), generator=generator, device=device)
-    strata = (u + torch.arange(batch_size, device=device) / batch_size) % 1        # (B,) one per slice of [0, 1)
-    return eps + (1 - eps) * strata                                                # (B,)
-
 # %% ../nbs/04_diffusion.ipynb #079497c0
 SAMPLERS = ("ancestral", "confidence")
+MASKINGS = ("time", "count")
 
 @dataclass
 class DiffusionConfig(TransformerConfig):
-    "Config of masked diffusion: the transformer fields, the schedule's `eps` and the sampler."
+    "Config of masked diffusion: the transformer fields, the sampler, and how the training loss masks."
     sampling_steps: int = 64     # denoising steps of `generate`/`infill` when `steps` is not given
     sampler: str = "ancestral"   # "ancestral" (MDLM's reverse process) or "confidence" (low-confidence remasking)
-    eps: float = 1e-3            # alpha_1 = eps, and training times are drawn from [eps, 1]
+    eps: float = 1e-3            # the schedule's alpha_1 = eps; "time" masking trains on times in [eps, 1] (weights 1/t <= 1/eps)
+    masking: str = "time"        # how `loss` masks a window: "time" (each token with probability t, weight 1/t) or "count" (exactly k ~ U{1..T} tokens, weight T/k)
+    mask_low: float = 0.3        # `loss` masks fractions of a window in [mask_low, mask_high] only: a clipped schedule as in
+    mask_high: float = 0.8       # block diffusion (the recipe section's winner); 0 and 1 train on the NELBO itself
+    dropout: float = 0.0         # the recipe: a denoiser that sees every masking rate does not overfit in 2000 steps
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(sampling_steps=self.sampling_steps)
         if self.sampler not in SAMPLERS: raise ValueError(f"sampler={self.sampler!r}: must be one of {SAMPLERS}")
+        if self.masking not in MASKINGS: raise ValueError(f"masking={self.masking!r}: must be one of {MASKINGS}")
         if not 0 < self.eps < 1: raise ValueError(f"eps={self.eps}: must be in (0, 1), e.g. 1e-3")
+        if not 0 <= self.mask_low < self.mask_high <= 1:
+            raise ValueError(f"mask_low={self.mask_low}, mask_high={self.mask_high}: need 0 <= mask_low < mask_high <= 1")
 
 # %% ../nbs/04_diffusion.ipynb #c2303212
 class Diffusion(Denoiser):
     "MDLM: a bidirectional transformer denoiser with SUBS, trained on the continuous-time NELBO, sampled by unmasking."
     name = "diffusion"
+    train_defaults = {"ema_decay": 0.999}   # the recipe section: an average of the weights is evaluated, sampled and saved
 
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)
@@ -76,19 +88,44 @@ class Diffusion(Denoiser):
         copy = F.one_hot(z.masked_fill(~visible, 0), logp.size(-1)).float().log()  # (B, T, V): 0 at z, -inf elsewhere
         return torch.where(visible[..., None], copy, logp)                          # (B, T, V)
 
+    def masked_nats(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        "-log x_theta(z)[x] summed over the masked positions of each row: (B,). SUBS makes every other position 0."
+        logits = self.net(z).float()                                                # (B, T, V)
+        nats = F.cross_entropy(logits.transpose(1, 2), x, reduction="none")         # (B, T)
+        return (nats * (z == self.mask_id)).sum(1)                                  # (B,)
+
     def nelbo(self, x: torch.Tensor, t: torch.Tensor | None = None,
               generator: torch.Generator | None = None) -> torch.Tensor:
-        "One-sample estimate of the NELBO of each row of `x` (B, T) in nats: (B,). Antithetic times unless `t` (B,) is given."
-        eps = self.config.eps
-        if t is None: t = antithetic_times(x.size(0), eps, generator, x.device)    # (B,)
-        z = mask_tokens(x, t, eps, self.mask_id, generator)                         # (B, T)
-        logits = self.net(z).float()                                                # (B, T, V)
-        # SUBS makes -log x_theta(z)[x] zero wherever z = x, so only the masked positions are scored
-        nats = F.cross_entropy(logits.transpose(1, 2), x, reduction="none") * (z == self.mask_id)  # (B, T)
-        return nelbo_weight(t, eps) * nats.sum(1)                                   # (B,)
+        "One-sample estimate of the NELBO of each row of `x` (B, T) in nats (B,): mask at rate t in (0, 1], weight 1/t."
+        if t is None: t = 1 - stratified_uniform(x.size(0), generator, x.device)   # (B,) in (0, 1], one per stratum
+        z = mask_tokens(x, t, 0.0, self.mask_id, generator)                         # (B, T) alpha_t = 1 - t
+        return nelbo_weight(t, 0.0) * self.masked_nats(x, z)                        # (B,)
 
-    def loss(self, x): return self.nelbo(x).mean() / x.size(1)
-    def nll(self, x): return self.nelbo(x)
+    def nelbo_by_count(self, x: torch.Tensor, k: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                       free: torch.Tensor | None = None) -> torch.Tensor:
+        "The same NELBO estimated by masking exactly k ~ U{1..T} positions of each row, weight T/k: (B,) nats."
+        T = x.size(1) if free is None else int(free.sum())                           # how many positions can be masked
+        if k is None: k = 1 + (stratified_uniform(x.size(0), generator, x.device) * T).long()  # (B,) in {1..T}
+        z = mask_exactly(x, k, self.mask_id, generator, free)                       # (B, T)
+        return T / k * self.masked_nats(x, z)                                       # (B,)
+
+    def loss(self, x):
+        "The training objective per token: the NELBO / T, estimated as `config.masking` says, over [mask_low, mask_high]."
+        c, T = self.config, x.size(1)
+        u = stratified_uniform(x.size(0), device=x.device)                          # (B,) one per stratum of [0, 1)
+        if c.masking == "count":
+            k = 1 + ((c.mask_low + (c.mask_high - c.mask_low) * u) * T).long().clamp(max=T - 1)  # (B,) in {1..T}
+            return self.nelbo_by_count(x, k).mean() / T
+        low = max(c.eps, c.mask_low)
+        return self.nelbo(x, low + (c.mask_high - low) * u).mean() / T
+
+    def nll(self, x, known: torch.Tensor | None = None):
+        "An upper bound on -log p(x) of each row of `x` (B, T) in nats (B,): the exact-count estimate of the NELBO."
+        if known is None: return self.nelbo_by_count(x)
+        # given the `known` (T,) positions as clean context: the same bound over the free positions only
+        free = ~known.to(x.device)                                                  # (T,)
+        if not free.any(): raise ValueError("known covers the whole window: nothing left to score")
+        return self.nelbo_by_count(x, free=free)
 
 # %% ../nbs/04_diffusion.ipynb #6cf8c0ad
 @patch

@@ -173,11 +173,17 @@ def generate(self: BlockDiffusion, n: int, length: int, prompt=None, temperature
         if lo != cache_start:                           # the first block, or the window slid: compute the context anew
             cache, cache_start = self.clean_cache(seq[:, lo:start]), lo
             stats["context_tokens"] += start - lo
-        elif cache.pos < start - lo:                    # the block written last is clean now: into the cache
-            self.net(seq[:, start - L:start], cache=cache); stats["context_tokens"] += L
         def noisy_logits(z):                            # the noisy block against the cache, which it does not extend
             stats["model_calls"] += 1
-            return self.net(z, cache=cache, commit=False)                              # (n, L, V)
+            p = cache.pos
+            if p == start - lo: return self.net(z, cache=cache, commit=False)          # (n, L, V)
+            # The block written last is clean but not cached yet: it rides along in front of the noisy block (it sees
+            # the cache and itself, the noisy block sees everything), and only its keys and values are kept.
+            last_key = torch.tensor([p + L] * L + [p + 2 * L] * L, device=z.device)                      # (2L,)
+            sees = torch.arange(p + 2 * L, device=z.device)[None] < last_key[:, None]                   # (2L, p + 2L)
+            both = self.net(torch.cat([seq[:, start - L:start], z], 1), cache=cache, attn_mask=sees, commit=False)
+            cache.pos += L; stats["context_tokens"] += L
+            return both[:, L:]                                                          # (n, L, V)
         done = stats["blocks"] * steps
         on_step = None if callback is None else (
             lambda i, z: callback(done + i, torch.cat([seq[:, :start], z], 1)[:, P:end]))  # the new tokens, masks included

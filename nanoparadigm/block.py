@@ -205,9 +205,10 @@ def infill(self: BlockDiffusion, prefix, suffix, fill_length: int, steps: int | 
     L, bs, P, S = self.config.block_len, self.config.block_size, pre.size(1), suf.size(1)
     start = P // L * L                                                                     # the block of the gap
     if P + fill_length + S > start + L:
-        raise ValueError(f"the '{self.name}' paradigm writes blocks of {L} tokens left to right and cannot infill a gap "
-                         f"whose suffix reaches a later block: prefix ({P}) + fill_length ({fill_length}) + suffix ({S}) "
-                         f"must end by position {start + L}; for other gaps use one of: diffusion, flow")
+        try: Paradigm.infill(self, prefix, suffix, fill_length)          # the error of every left-to-right paradigm
+        except ValueError as e:
+            raise ValueError(f"a gap and its suffix must end in the block of {L} tokens where the gap starts: prefix ({P}) "
+                             f"+ fill_length ({fill_length}) + suffix ({S}) = {P + fill_length + S} > {start + L}; {e}") from None
     steps = steps or self.config.sampling_steps or L
     self.sampling_stats = {"steps": steps, "blocks": 1, "model_calls": 0, "context_tokens": start - max(0, start - (bs - L))}
     cache = self.clean_cache(pre[:, max(0, start - (bs - L)):start])

@@ -16,6 +16,7 @@ from .ar import AR, ARConfig
 from .diffusion import Diffusion, DiffusionConfig
 from .flow import DiscreteFlow, FlowConfig
 from .mamba import Mamba, MambaConfig
+from .block import BlockDiffusion, BlockConfig
 
 # %% auto #0
 __all__ = ['PARADIGMS', 'CHECKPOINT_KEYS', 'DEFAULT_MAX_PARAMS', 'Entry', 'get_entry', 'build_config', 'build_model',
@@ -32,6 +33,7 @@ PARADIGMS: dict[str, Entry] = {
     "diffusion": Entry(Diffusion, DiffusionConfig),
     "flow": Entry(DiscreteFlow, FlowConfig),
     "mamba": Entry(Mamba, MambaConfig),
+    "block": Entry(BlockDiffusion, BlockConfig),
 }
 
 # %% ../nbs/07a_models.ipynb #f2cddf0b

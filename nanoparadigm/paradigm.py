@@ -95,8 +95,8 @@ class Paradigm(nn.Module):
         return next(self.parameters()).device
 
     def num_params(self) -> int:
-        "Number of trainable parameters (tied weights counted once)."
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+        "Number of parameters (tied weights counted once), frozen ones too: an averaged copy of a model has as many."
+        return sum(p.numel() for p in self.parameters())
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         "Training objective on token ids `x` (B, T): a scalar."

@@ -123,9 +123,7 @@ class Diffusion(Denoiser):
         "An upper bound on -log p(x) of each row of `x` (B, T) in nats (B,): the exact-count estimate of the NELBO."
         if known is None: return self.nelbo_by_count(x)
         # given the `known` (T,) positions as clean context: the same bound over the free positions only
-        free = ~known.to(x.device)                                                  # (T,)
-        if not free.any(): raise ValueError("known covers the whole window: nothing left to score")
-        return self.nelbo_by_count(x, free=free)
+        return self.nelbo_by_count(x, free=self.free_positions(x, known))
 
 # %% ../nbs/04_diffusion.ipynb #6cf8c0ad
 @patch

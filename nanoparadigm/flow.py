@@ -96,7 +96,7 @@ class DiscreteFlow(Denoiser):
     def nll_bound(self, x: torch.Tensor, eta: float = 1.0, known: torch.Tensor | None = None) -> torch.Tensor:
         "Upper bound on -log p(x) of each row of `x` (B, T) in nats (B,) for the eta-process: one stratified kappa per row."
         B, V, kappa_end = x.size(0), self.config.vocab_size, 1.0 - self.config.nll_eps
-        free = torch.ones(x.size(1), dtype=torch.bool, device=x.device) if known is None else ~known.to(x.device)  # (T,)
+        free = self.free_positions(x, known)                                         # (T,) the positions scored
         kappa = stratified_uniform(B, device=x.device) * kappa_end                  # (B,) uniform on [0, kappa_end)
         kappa_last = torch.full((B,), kappa_end, device=x.device)                    # (B,)
         # known positions stay clean along the whole path, as in `infill`: they are context, never noised or scored
@@ -109,7 +109,6 @@ class DiscreteFlow(Denoiser):
 
     def nll(self, x, known: torch.Tensor | None = None):
         "Upper bound on -log p(x) of each row of `x` (B, T) in nats (B,): the bound of the eta = 1 process, tight at the optimum."
-        if known is not None and bool(known.all()): raise ValueError("known covers the whole window: nothing left to score")
         return self.nll_bound(x, eta=1.0, known=known)
 
     @torch.no_grad()

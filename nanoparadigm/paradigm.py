@@ -208,6 +208,16 @@ class Denoiser(Paradigm):
         "Refine the positions of `window` (n, W) where `known` (W,) is False, in `steps` passes; `callback(step, window[:, region])`."
         raise NotImplementedError
 
+    def free_positions(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        "The positions (T,) of `x` (B, T) that a bound scores: every one, or those not `known` (T,) (the clamped context)."
+        T = x.size(1)
+        if known is None: return torch.ones(T, dtype=torch.bool, device=x.device)                      # (T,)
+        if tuple(known.shape) != (T,):
+            raise ValueError(f"known has shape {tuple(known.shape)}: it must be one bool per position of the window, ({T},)")
+        free = ~known.to(device=x.device, dtype=torch.bool)                                            # (T,)
+        if not free.any(): raise ValueError("known covers the whole window: nothing left to score; leave at least one position unknown")
+        return free
+
     @torch.no_grad()
     def _fill(self, n, prefix, length, suffix, steps, what, **kw) -> torch.Tensor:
         "Lay out prefix + `length` unknown positions + suffix, check it fits, denoise it, return the new tokens (n, length)."

@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 import nanoparadigm
 from .files import command, check_output_dir, FolderLock, write_atomic, cpu_name
+from .transformer import count_flops
 from .models import PARADIGMS, get_entry, build_model, build_config, load_model
 from .data import TextDataset
 from .train import TrainArgs, train, train_or_reuse, model_config, UNLIMITED_STEPS
@@ -121,8 +121,7 @@ def train_step_flops(paradigm: str, vocab_size: int, batch_size: int = 32, seed:
         torch.manual_seed(seed)
         model = build_model(paradigm, vocab_size, **own_config(paradigm, config))
         x = torch.randint(vocab_size, (1, model.config.block_size))                    # (1, T): one window
-        with FlopCounterMode(display=False) as counter: model.loss(x).backward()
-    return counter.get_total_flops() * batch_size
+        return count_flops(lambda: model.loss(x).backward()) * batch_size
 
 # %% ../nbs/11_compare.ipynb #ce28bf56
 def ladder_points(plans: list[RunPlan], metrics: dict, flops_per_step: dict, bounds: dict, paradigms=None) -> list[dict]:
@@ -146,9 +145,9 @@ def plot_ladder(points: list[dict]):
         ax_flops.plot([q["flops"] for q in pts], [q["val_bpc"] for q in pts], **style)
         ax_steps.plot([q["steps"] for q in pts], [q["val_bpc"] for q in pts], **style)
         for q in pts: ax_flops.annotate(f"{q['steps']}", (q["flops"], q["val_bpc"]), fontsize=7, textcoords="offset points", xytext=(3, 3))
-    ax_flops.set_xscale("log"); ax_flops.set_xlabel("training compute (FLOPs counted by FlopCounterMode, log scale)")
+    ax_flops.set_xscale("log"); ax_flops.set_xlabel("training compute (FLOPs by count_flops, log scale)")
     ax_steps.set_xscale("log", base=2); ax_steps.set_xlabel("training steps (log scale)")
-    for ax in (ax_flops, ax_steps): ax.set_ylabel("validation bits/char at the end of the run"); ax.grid(alpha=0.3); ax.legend()
+    for ax in (ax_flops, ax_steps): ax.set_ylabel("validation bits/char"); ax.grid(alpha=0.3); ax.legend()
     fig.suptitle("compute ladder: each point is a separate run with its own schedule")
     return fig
 

@@ -9,11 +9,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from dataclasses import dataclass
+from torch.nn.attention import sdpa_kernel, SDPBackend
+from torch.utils.flop_counter import FlopCounterMode
 from .paradigm import ModelConfig, check_positive
 
 # %% auto #0
 __all__ = ['POS_EMBEDDINGS', 'timestep_embedding', 'rotary_tables', 'apply_rotary', 'KVCache', 'SelfAttention', 'MLP', 'Block',
-           'Transformer', 'TransformerConfig']
+           'Transformer', 'TransformerConfig', 'count_flops']
 
 # %% ../nbs/02_transformer.ipynb #22cf9847
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -185,3 +187,9 @@ class TransformerConfig(ModelConfig):
         "The backbone this config describes, for the given vocabularies and attention pattern."
         return Transformer(vocab_in, vocab_out, self.block_size, self.n_layer, self.n_head, self.n_embd,
                            self.dropout, causal=causal, time_cond=time_cond, pos_emb=self.pos_emb)
+
+# %% ../nbs/02_transformer.ipynb #6e8bb3e8
+def count_flops(run) -> int:
+    "Floating-point operations of `run()` as `FlopCounterMode` counts them, attention included (through the math kernel)."
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter: run()
+    return counter.get_total_flops()

@@ -14,6 +14,10 @@ batches of 32 x 128 tokens. One training step is the loss (forward), `loss.backw
 2. **The fused scan alone** (forward + backward of one layer at the default shape: x, dt (128, 32, 256),
    B, C (128, 32, 16), A (256, 16)) on each candidate thread count and chunk length (`--chunks`), all taking turns,
    medians over `--scan-reps`.
+3. With `--compiled`: **the selective scan alone under `torch.compile`** — the materialized sequential loop (the
+   per-step loop of the selective SSM, written plainly) compiled by TorchInductor, against the same loop eager and
+   the fused scan on the chosen thread count, forward + backward of one layer at the default shape, taking turns;
+   the compile time (the first call) is reported beside it.
 
 Timings on a shared machine are noisy: read the ratios, with the load averages recorded beside them. Run it with
 
@@ -38,7 +42,7 @@ from nanoparadigm.data import TextDataset  # noqa: E402
 from nanoparadigm.models import build_model  # noqa: E402
 from nanoparadigm.files import cpu_name  # noqa: E402
 from nanoparadigm.mamba import (FUSED_CHUNK, SCAN_THREADS_ENV, scan_threads, scan_threads_key,  # noqa: E402
-                                thread_candidates, time_scan_threads)
+                                thread_candidates, time_scan_threads, SelectiveScan, selective_scan_materialized)
 
 TARGET_RATIO, GOAL_RATIO = 1.5, 1.0  # a Mamba step may cost at most 1.5 AR steps; 1.0 is the goal
 
@@ -85,6 +89,35 @@ def bench_steps(models: dict, data, args) -> dict:
     return {name: {r: s for r, s in t.items() if timed(name, r)} for name, t in times.items()}
 
 
+def bench_compiled(args, threads: int) -> dict:
+    """Forward + backward of one layer's selective scan at the default shape: the fused scan on `threads`, the
+    materialized sequential loop eager and compiled by `torch.compile`. Returns {"compile_s": first call's seconds,
+    "ms": {name: [ms per round]}}; the three take turns for `--scan-reps` rounds after one warm-up round."""
+    L, Bsz, Din, N = args.block_size, args.batch_size, 256, 16
+    g = torch.Generator().manual_seed(0)
+    x, dy = torch.randn(L, Bsz, Din, generator=g), torch.randn(L, Bsz, Din, generator=g)
+    dt = torch.rand(L, Bsz, Din, generator=g) * 0.1 + 1e-3
+    A, D = -torch.arange(1.0, N + 1).repeat(Din, 1), torch.ones(Din)
+    B, C = torch.randn(L, Bsz, N, generator=g), torch.randn(L, Bsz, N, generator=g)
+    inputs = [t.requires_grad_() for t in (x, dt, A, B, C, D)]
+    loop = lambda *a: selective_scan_materialized(*a, method="sequential")
+    import torch._inductor.config as inductor_config
+    inductor_config.force_disable_caches = True                      # a cold compile, as on a fresh machine
+    compiled = torch.compile(loop)
+    t0 = time.perf_counter()
+    compiled(*inputs).backward(dy)                                   # compiles forward and backward
+    compile_s = time.perf_counter() - t0
+    fns = {f"fused scan, {threads} thread(s)": lambda *a: SelectiveScan.apply(*a, FUSED_CHUNK, threads),
+           "materialized loop, eager": loop, "materialized loop, torch.compile": compiled}
+    ms = {name: [] for name in fns}
+    for rep in range(args.scan_reps + 1):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(*inputs).backward(dy)
+            if rep: ms[name].append(1e3 * (time.perf_counter() - t0))
+    return {"compile_s": compile_s, "ms": ms}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="PyTorch intra-op threads (default: its own setting)")
@@ -96,6 +129,7 @@ def main():
     p.add_argument("--chunks", default="2,4,8,16", help="chunk lengths of the fused scan to time alone")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--block-size", type=int, default=128)
+    p.add_argument("--compiled", action="store_true", help="also time the materialized scan under torch.compile (compiles for about a minute)")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "mamba"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -118,6 +152,7 @@ def main():
         for c in chunks:
             t = time_scan_threads(candidates, reps=1, shape=(args.block_size, args.batch_size, 256, 16), budget=float("inf"), chunk=c)
             for n in candidates: scan_alone[(n, c)] += t[n]
+    compiled = bench_compiled(args, chosen) if args.compiled else None
     load_end = os.getloadavg()
 
     own = {n: [s for r, s in t.items() if n != "ar" or r >= args.warmup] for n, t in times.items()}  # AR: its timed rounds
@@ -143,6 +178,8 @@ def main():
         "ratio_to_ar_of_medians": ratio_of_medians,
         "ratio_to_ar_median_paired": paired,
         "scan_fwd_bwd_ms_median": {f"threads={n} chunk={c}": 1e3 * statistics.median(t) for (n, c), t in scan_alone.items()},
+        "compiled_scan": None if compiled is None else {"compile_s": compiled["compile_s"],
+                                                        "ms_median": {k: statistics.median(v) for k, v in compiled["ms"].items()}},
         "target_ratio": TARGET_RATIO, "goal_ratio": GOAL_RATIO,
         "target_met": ratio_of_medians["mamba"] <= TARGET_RATIO,
     }
@@ -180,6 +217,13 @@ def main():
               "| scan threads | " + " | ".join(f"chunk {c}" for c in chunks) + " |", "|---:|" + "---:|" * len(chunks)]
     lines += [f"| {n} | " + " | ".join(f"{1e3 * statistics.median(scan_alone[(n, c)]):.1f}" for c in chunks) + " |"
               for n in candidates]
+    if compiled:
+        fused = next(iter(compiled["ms"]))
+        base = statistics.median(compiled["ms"][fused])
+        lines += ["", f"The selective scan alone under `torch.compile` (TorchInductor, CPU): forward + backward of one layer at "
+                  f"the same shape, median of {args.scan_reps} rounds taking turns; compiling took {compiled['compile_s']:.0f} s "
+                  "(the first call).", "", "| scan | ms (median) | / fused |", "|---|---:|---:|"]
+        lines += [f"| {k} | {statistics.median(v):.1f} | {statistics.median(v) / base:.2f} |" for k, v in compiled["ms"].items()]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -42,7 +42,8 @@ from nanoparadigm.data import TextDataset  # noqa: E402
 from nanoparadigm.models import build_model  # noqa: E402
 from nanoparadigm.files import cpu_name  # noqa: E402
 from nanoparadigm.mamba import (FUSED_CHUNK, SCAN_THREADS_ENV, scan_threads, scan_threads_key,  # noqa: E402
-                                thread_candidates, time_scan_threads, SelectiveScan, selective_scan_materialized)
+                                thread_candidates, time_scan_threads, random_scan_inputs, SelectiveScan,
+                                selective_scan_materialized)
 
 TARGET_RATIO, GOAL_RATIO = 1.5, 1.0  # a Mamba step may cost at most 1.5 AR steps; 1.0 is the goal
 
@@ -93,13 +94,7 @@ def bench_compiled(args, threads: int) -> dict:
     """Forward + backward of one layer's selective scan at the default shape: the fused scan on `threads`, the
     materialized sequential loop eager and compiled by `torch.compile`. Returns {"compile_s": first call's seconds,
     "ms": {name: [ms per round]}}; the three take turns for `--scan-reps` rounds after one warm-up round."""
-    L, Bsz, Din, N = args.block_size, args.batch_size, 256, 16
-    g = torch.Generator().manual_seed(0)
-    x, dy = torch.randn(L, Bsz, Din, generator=g), torch.randn(L, Bsz, Din, generator=g)
-    dt = torch.rand(L, Bsz, Din, generator=g) * 0.1 + 1e-3
-    A, D = -torch.arange(1.0, N + 1).repeat(Din, 1), torch.ones(Din)
-    B, C = torch.randn(L, Bsz, N, generator=g), torch.randn(L, Bsz, N, generator=g)
-    inputs = [t.requires_grad_() for t in (x, dt, A, B, C, D)]
+    inputs, dy = random_scan_inputs((args.block_size, args.batch_size, 256, 16))
     loop = lambda *a: selective_scan_materialized(*a, method="sequential")
     import torch._inductor.config as inductor_config
     inductor_config.force_disable_caches = True                      # a cold compile, as on a fresh machine

@@ -25,8 +25,8 @@ from .files import write_atomic, cpu_name
 # %% auto #0
 __all__ = ['SELECTIVE_SCANS', 'FUSED_CHUNK', 'SCAN_THREADS_ENV', 'SCAN_OPTIONS', 'selective_scan_materialized', 'check_scan',
            'resolve_scan', 'selective_scan', 'CausalDepthwiseConv', 'MambaMixer', 'MambaConfig', 'MambaBlock', 'Mamba',
-           'intra_op_threads', 'SelectiveScan', 'thread_candidates', 'fastest_threads', 'time_scan_threads',
-           'scan_threads_key', 'scan_threads', 'fused_selective_scan']
+           'intra_op_threads', 'SelectiveScan', 'thread_candidates', 'fastest_threads', 'random_scan_inputs',
+           'time_scan_threads', 'scan_threads_key', 'scan_threads', 'fused_selective_scan']
 
 # %% ../nbs/07_mamba.ipynb #71b73e78
 def selective_scan_materialized(x, dt, A, B, C, D, method: str = "sequential") -> torch.Tensor:
@@ -322,20 +322,26 @@ def fastest_threads(timings: dict, margin: float = 0.05) -> int:
         if all(t < t_best * (1 - margin) for t, t_best in zip(timings[n], timings[best])): best = n
     return best
 
+def random_scan_inputs(shape: tuple, seed: int = 0) -> tuple[list, torch.Tensor]:
+    """Inputs of a selective scan at `shape` (L, B, D, N), time-major and requiring grad, drawn from `seed`:
+    ([x, dt, A, B, C, D], dy) with x, dt, dy (L, B, D), A (D, N), B, C (L, B, N), D (D,); for timing the scans."""
+    L, Bsz, Din, N = shape
+    g = torch.Generator().manual_seed(seed)
+    x, dy = torch.randn(L, Bsz, Din, generator=g), torch.randn(L, Bsz, Din, generator=g)
+    dt = torch.rand(L, Bsz, Din, generator=g) * 0.1 + 1e-3
+    A, D = -torch.arange(1.0, N + 1).repeat(Din, 1), torch.ones(Din)
+    B, C = torch.randn(L, Bsz, N, generator=g), torch.randn(L, Bsz, N, generator=g)
+    return [t.requires_grad_() for t in (x, dt, A, B, C, D)], dy
+
 def time_scan_threads(candidates, reps: int = 7, shape: tuple = (8, 32, 256, 16), budget: float = 0.5,
                       chunk: int = FUSED_CHUNK) -> dict:
     """Seconds of one forward and backward pass of `SelectiveScan` (in chunks of `chunk` steps) at `shape` (L, B, D, N)
     on each thread count in `candidates`: {threads: [seconds per round]}. The candidates take turns, after a warm-up
     round on one chunk, for `reps` rounds, or fewer (at least 3) once `budget` seconds have passed."""
-    L, Bsz, Din, N = shape
-    g = torch.Generator().manual_seed(0)
+    L = shape[0]
     times = {n: [] for n in candidates}
     with torch.inference_mode(False), torch.enable_grad():            # whatever mode the caller is in
-        x, dy = torch.randn(L, Bsz, Din, generator=g), torch.randn(L, Bsz, Din, generator=g)
-        dt = torch.rand(L, Bsz, Din, generator=g) * 0.1 + 1e-3
-        A, D = -torch.arange(1.0, N + 1).repeat(Din, 1), torch.ones(Din)
-        B, C = torch.randn(L, Bsz, N, generator=g), torch.randn(L, Bsz, N, generator=g)
-        for t in (x, dt, A, B, C, D): t.requires_grad_()
+        (x, dt, A, B, C, D), dy = random_scan_inputs(shape)
         start = time.perf_counter()
         for rep in range(reps + 1):
             if rep > 3 and time.perf_counter() - start > budget: break

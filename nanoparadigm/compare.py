@@ -234,9 +234,11 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
         for row, plan in zip(rows, evaluated): row.update(name=plan.name, role=plan.role)
         bounds = {p: not get_entry(p).cls.exact_nll for p in paradigms}
         device = rows[0]["device"]
-        reversal = reversal_curse(paradigms, max_steps=reversal_steps, device=device, **(reversal_config or {})) if reversal_steps else None
+        same = dict(dtype=base.dtype)   # the experiments that train do so in the precision of the runs
+        reversal = (reversal_curse(paradigms, max_steps=reversal_steps, device=device, **{**same, **(reversal_config or {})})
+                    if reversal_steps else None)
         known = known_entropy(paradigms, max_steps=entropy_steps, device=device,
-                              **(entropy_config or KNOWN_ENTROPY_SIZE)) if entropy_steps else None
+                              **{**same, **(entropy_config or KNOWN_ENTROPY_SIZE)}) if entropy_steps else None
         eval_md = write_report(rows, out, settings, reversal, known)
         headline = {p.name: metrics[p.name] for p in plans if p.role == "headline"}
         plot_curves(headline, {p: bounds[p] for p in headline}).savefig(out / "curves.png", dpi=120, bbox_inches="tight")
@@ -348,6 +350,7 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
          fresh: bool = False,  # retrain runs that already exist in <out>/runs instead of reusing them
          seed: int = 1337,  # random seed
          device: str = "auto",  # auto, cpu, cuda or mps
+         dtype: str = "auto",  # precision of training: auto (bfloat16 on a CUDA GPU with bf16 and on a CPU with native bf16 instructions, float32 elsewhere), float32 or bfloat16
          quick: bool = False):  # a tiny model and evaluation, to check the pipeline in a minute
     "Train every paradigm on the same data and budget, evaluate them, print the table and write a report folder."
     check_output_dir(out, "--out")
@@ -363,6 +366,6 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
                   seeds=_ints(seeds, "seeds"), seed_paradigms=_names(seed_models, "seed_models") or (),
                   size_matched=size_matched, ladder=_ints(ladder, "ladder"), ladder_paradigms=_names(ladder_models, "ladder_models") or (),
                   dataset=dataset, tokenizer=tokenizer, bpe_vocab_size=bpe_vocab_size, eval_interval=eval_interval,
-                  batch_size=batch_size, block_size=block_size, seed=seed, device=device, quiet=True, **tiny)
+                  batch_size=batch_size, block_size=block_size, seed=seed, device=device, dtype=dtype, quiet=True, **tiny)
     print(format_table(res["rows"], res["known_entropy"]))
     print(f"\nreport: {res['report'].resolve()}")

@@ -27,10 +27,10 @@ import torch
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['EXPECTED_ERRORS', 'INT64_MAX', 'UNSET', 'OutputError', 'write_atomic', 'save_atomic', 'Failure', 'FolderBusyError',
-           'FolderLock', 'check_output_dir', 'check_output_file', 'available_devices', 'pick_device', 'autocast',
-           'cpu_name', 'fail', 'cli_errors', 'finite_float', 'int64', 'flags_of', 'make_parser', 'parse_flags',
-           'command']
+__all__ = ['DTYPES', 'BF16_CPU_FLAGS', 'EXPECTED_ERRORS', 'INT64_MAX', 'UNSET', 'OutputError', 'write_atomic', 'save_atomic',
+           'Failure', 'FolderBusyError', 'FolderLock', 'check_output_dir', 'check_output_file', 'available_devices',
+           'pick_device', 'cpu_flags', 'pick_dtype', 'autocast', 'cpu_name', 'fail', 'cli_errors', 'finite_float',
+           'int64', 'flags_of', 'make_parser', 'parse_flags', 'command']
 
 # %% ../nbs/00a_files.ipynb #889b5566
 _CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
@@ -210,9 +210,38 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     raise ValueError(f"device {name!r} is not available here; use one of: {here}")
 
 
-def autocast(device: torch.device):
-    "bfloat16 autocast on CUDA; nothing elsewhere."
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+DTYPES = ("auto", "float32", "bfloat16")  # the precisions a run trains in (--dtype)
+BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # native bfloat16 arithmetic: x86's AVX512_BF16 or AMX, Arm's BF16
+
+
+@functools.cache
+def cpu_flags() -> frozenset:
+    "The CPU's feature flags as Linux lists them in /proc/cpuinfo (`flags` on x86, `Features` on Arm); empty elsewhere."
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    return frozenset(next((l.split(":", 1)[1].split() for l in lines if l.split(":")[0].strip() in ("flags", "Features")), []))
+
+
+def pick_dtype(name: str = "auto", device: torch.device | str = "cpu", flags=None) -> torch.dtype:
+    """The precision of training's forward pass: `float32`, `bfloat16`, or `auto`: bfloat16 on a CUDA GPU that supports
+    it and on a CPU with native bfloat16 instructions (one of `BF16_CPU_FLAGS` in `flags`, default `cpu_flags()`),
+    float32 everywhere else. Weights, gradients and the optimizer stay float32 in every case."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype {name!r} is not one of {', '.join(DTYPES)} (float16 would need loss scaling; bfloat16 does not)")
+    device = torch.device(device)
+    bf16_gpu = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if name == "bfloat16" and device.type == "cuda" and not bf16_gpu:
+        raise ValueError(f"dtype 'bfloat16': {device} does not support bfloat16; use float32")
+    if name != "auto": return getattr(torch, name)
+    if device.type == "cuda": return torch.bfloat16 if bf16_gpu else torch.float32
+    native = bool(BF16_CPU_FLAGS & set(cpu_flags() if flags is None else flags))
+    return torch.bfloat16 if device.type == "cpu" and native else torch.float32
+
+
+def autocast(device: torch.device | str, dtype: torch.dtype = torch.float32):
+    "bfloat16 autocast on `device` when `dtype` is bfloat16 (matrix products in bf16, the rest as PyTorch decides); nothing for float32."
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == torch.bfloat16 else contextlib.nullcontext()
 
 
 @functools.cache

@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .files import (write_atomic, FolderLock, Failure, check_output_dir, pick_device, autocast, command,
-                                flags_of, INT64_MAX)
+from .files import (write_atomic, FolderLock, Failure, check_output_dir, pick_device, pick_dtype, autocast, command,
+                                flags_of, INT64_MAX, DTYPES)
 from .paradigm import Paradigm, check_positive
 from .tokenizers import TOKENIZERS
 from .data import TextDataset, make_generator, load_corpus
@@ -67,6 +67,7 @@ class TrainArgs:
     seed: int = 1337                # random seed
     device: str = "auto"            # auto (cuda, then mps, then cpu), cpu, cuda, cuda:<index> or mps
     compile: bool = False           # torch.compile the training step
+    dtype: str = "auto"             # precision of the training step's forward pass: auto (bfloat16 on a CUDA GPU with bf16 and on a CPU with native bf16 instructions, float32 elsewhere), float32 or bfloat16; weights, optimizer and evaluation stay float32
 
     @property
     def run_dir(self) -> Path:
@@ -124,6 +125,8 @@ def _check_number(name: str, value, kind=float, low=None, high=None, low_open=Fa
 def check_args(args: TrainArgs):
     "Raise a `ValueError` that names the first bad setting in `args` and what to do about it."
     get_entry(args.paradigm)  # unknown paradigm: the message lists the registered ones
+    if args.dtype not in DTYPES:
+        raise ValueError(f"dtype={args.dtype!r}: must be one of {', '.join(DTYPES)} (float16 would need loss scaling; bfloat16 does not)")
     if args.tokenizer not in TOKENIZERS:
         raise ValueError(f"unknown tokenizer {args.tokenizer!r}; use one of: {', '.join(TOKENIZERS)}")
     if not isinstance(args.config, dict): raise ValueError(f"config={args.config!r}: must be a dict of model settings")
@@ -200,7 +203,7 @@ def preserve_rng(device: torch.device | str = "cpu"):
 @torch.no_grad()
 def mean_nll(model: Paradigm, data: TextDataset, batch_size: int, block_size: int, max_batches: int | None = 20,
              seed: int = 0, split: str = "val", rank: int = 0, world_size: int = 1) -> float:
-    "Mean `nll` per token (nats) of `model` on the first `max_batches` batches of fixed windows of `split`."
+    "Mean `nll` per token (nats) of `model` on the first `max_batches` batches of fixed windows of `split`, in float32."
     was_training = model.training
     model.eval()
     device = model.device
@@ -210,7 +213,7 @@ def mean_nll(model: Paradigm, data: TextDataset, batch_size: int, block_size: in
         torch.manual_seed(seed)  # the same noise at every evaluation
         for x in data.iter_eval_batches(split, batch_size, block_size, max_batches=per_rank, rank=rank,
                                         world_size=world_size, device=device):
-            with autocast(device): nats = model.nll(x)                  # (B,)
+            nats = model.nll(x)                                         # (B,) float32, whatever the training precision
             totals[0] += nats.double().sum(); totals[1] += x.numel()
     if world_size > 1: dist.all_reduce(totals)
     model.train(was_training)
@@ -262,7 +265,7 @@ def _sum_over_ranks(values: list[float], info: DistInfo) -> list[float]:
 
 # %% ../nbs/08_train.ipynb #d8792ea7
 RESUME_FREE = ("max_steps", "epochs", "max_time", "eval_interval", "eval_batches", "out_dir", "resume", "quiet", "device",
-               "compile", "data_dir")  # settings a resumed run may change
+               "compile", "data_dir", "dtype")  # settings a resumed run may change
 
 def _explicit(args: TrainArgs) -> set:
     "The settings of `args` that differ from the defaults (what a caller of the Python API evidently chose)."
@@ -350,6 +353,8 @@ class Trainer:
         elif (out / "last.pt").exists():
             self.log(f"note: {out} holds an earlier run; this new run replaces its files (--resume continues it instead)", err=True)
         a = self.args = a.resolved()
+        self.dtype = pick_dtype(a.dtype, self.device)               # auto: decided here, on the machine that trains
+        a = self.args = replace(a, dtype=str(self.dtype).removeprefix("torch."))
         tokenizer = ckpt["tokenizer"] if ckpt is not None and ckpt.get("tokenizer") else a.tokenizer
         load = lambda: TextDataset(a.dataset, tokenizer=tokenizer, bpe_vocab_size=a.bpe_vocab_size, data_dir=a.data_dir)
         if self.info.main: self.data = load()                 # rank 0 encodes (and caches) first, the others read the cache
@@ -385,10 +390,10 @@ class Trainer:
                 "train_args": asdict(a), "paradigm": a.paradigm, "model_config": self.model.config.to_dict(),
                 "num_params": self.model.num_params(), "tokenizer": self.data.tokenizer.to_dict().get("type"),
                 "vocab_size": self.data.vocab_size, "total_steps": self.n_steps, "world_size": self.info.world_size,
-                "device": str(self.device), "torch": torch.__version__}, indent=2) + "\n")
+                "device": str(self.device), "dtype": a.dtype, "torch": torch.__version__}, indent=2) + "\n")
         budget = (f"{a.max_time:g} s of training" + (f" (at most {self.n_steps:,} steps)" if self.n_steps < UNLIMITED_STEPS else "")
                   if a.max_time is not None else f"{self.n_steps:,} steps")
-        self.log(f"{a.paradigm}: {self.model.num_params():,} parameters on {self.device} x {self.info.world_size}; {self.data}; "
+        self.log(f"{a.paradigm}: {self.model.num_params():,} parameters on {self.device} x {self.info.world_size} in {a.dtype}; {self.data}; "
                  f"{budget}, {self.step_tokens:,} tokens per step" + (f" (resuming at step {self.step})" if ckpt else ""))
 
     def resume(self, ckpt: dict):
@@ -434,7 +439,7 @@ class Trainer:
         lr = lr_at(self.step, a.lr, a.min_lr if a.min_lr is not None else a.lr / 10, a.warmup_steps, self.schedule_steps())
         for group in self.optimizer.param_groups: group["lr"] = lr
         x = self.data.get_batch("train", a.batch_size, self.block_size, self.batches, device=self.device)  # (B, T)
-        with autocast(self.device): loss = self.net(x)
+        with autocast(self.device, self.dtype): loss = self.net(x)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), a.grad_clip if a.grad_clip > 0 else math.inf)
@@ -587,6 +592,7 @@ def train_flags() -> list[tuple]:
         if name in RECIPE_DEFAULTS:   # the paradigm's recipe: say what each paradigm uses
             recipe = {p: {**RECIPE_DEFAULTS, **e.cls.train_defaults}[name] for p, e in PARADIGMS.items()}
             help = help.split(" (default")[0] + f" (default: the paradigm's recipe: {_defaults_text(recipe)})"
+        if name == "dtype": help += f"; here auto is {str(pick_dtype('auto', pick_device('auto'))).removeprefix('torch.')}"
         flags.append((name, hint, default, help))
     for name, users in config_fields().items():
         cfgs = {p: PARADIGMS[p].config for p in users}

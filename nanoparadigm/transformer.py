@@ -14,8 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .paradigm import ModelConfig, check_positive
 
 # %% auto #0
-__all__ = ['POS_EMBEDDINGS', 'timestep_embedding', 'rotary_tables', 'apply_rotary', 'KVCache', 'SelfAttention', 'MLP', 'Block',
-           'Transformer', 'TransformerConfig', 'count_flops']
+__all__ = ['POS_EMBEDDINGS', 'timestep_embedding', 'rotary_tables', 'apply_rotary', 'KVCache', 'attention', 'SelfAttention',
+           'MLP', 'Block', 'Transformer', 'TransformerConfig', 'count_flops']
 
 # %% ../nbs/02_transformer.ipynb #22cf9847
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -53,8 +53,18 @@ class KVCache:
         "How many positions the preallocated cache can hold."
         return self.k[0].size(2)
 
+def attention(q, k, v, attn_mask=None, is_causal: bool = False, dropout_p: float = 0.0) -> torch.Tensor:
+    """`F.scaled_dot_product_attention` of q (B, nh, T, hs) over k, v (B, nh, S, hs), run in float32 under CPU autocast:
+    on the CPU, bfloat16's fused attention is slower than float32's (its backward about 3x, chapter 8), while on
+    CUDA autocast's bfloat16 kernel is the fast one."""
+    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask, is_causal=is_causal,
+                                                  dropout_p=dropout_p)                            # (B, nh, T, hs) float32
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=dropout_p)
+
 class SelfAttention(nn.Module):
-    "Multi-head self-attention, causal or bidirectional (or with any boolean mask), with `F.scaled_dot_product_attention`."
+    "Multi-head self-attention, causal or bidirectional (or with any boolean mask), with `attention`."
     def __init__(self, n_embd: int, n_head: int, dropout: float, causal: bool):
         super().__init__()
         if n_embd % n_head: raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
@@ -76,8 +86,8 @@ class SelfAttention(nn.Module):
             k, v = cache.k[layer][:, :, :p + T], cache.v[layer][:, :, :p + T]                     # (B, nh, p+T, hs)
             if is_causal and p:  # new token i sees the p cached positions and the new ones up to itself
                 attn_mask, is_causal = torch.ones(T, p + T, dtype=torch.bool, device=x.device).tril(p), False
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
-                                           dropout_p=self.dropout if self.training else 0.0)      # (B, nh, T, hs)
+        y = attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
+                      dropout_p=self.dropout if self.training else 0.0)                          # (B, nh, T, hs)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))                    # (B, T, C)
 
 # %% ../nbs/02_transformer.ipynb #9cd3c458

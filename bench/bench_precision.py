@@ -180,7 +180,9 @@ def report(args):
     if scores:
         md += ["## Quality after training", "",
                "Each run at its paradigm's default recipe and seed 1337, trained in the named precision; bits/char of its best.pt on "
-               "the whole validation split, computed in float32 (a bound for diffusion, with its Monte-Carlo standard error).", "",
+               "the whole validation split, computed in float32 (a bound for diffusion, with its Monte-Carlo standard error). "
+               + (args.quality_note + " " if args.quality_note else "") + "Training minutes are of runs that shared the machine: "
+               "read them as what the runs took, not as timings.", "",
                markdown_table(["run", "steps", "train minutes (threads)", "val bits/char", "MC s.e."],
                               [[k, s["steps"], f"{s['train_seconds'] / 60:.1f} ({s['threads']})",
                                 f"{s['bpc']:.4f}{' (bound)' if s['bound'] else ''}", f"{s['bpc_mc_se']:.4f}"] for k, s in scores.items()]), ""]
@@ -202,6 +204,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed rounds per thread count")
     ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     ap.add_argument("--max_steps", type=int, default=2000, help="training steps of each quality run")
+    ap.add_argument("--quality_note", default="", help="a sentence for the report on where the quality runs were trained")
     ap.add_argument("--runs", default=",".join(f"{p}-{d}" for p in QUALITY for d in DTYPES), help="quality runs, <paradigm>-<dtype>")
     args = ap.parse_args()
     args.threads = [int(t) for t in args.threads.split(",")]

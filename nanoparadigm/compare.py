@@ -6,13 +6,14 @@
 from __future__ import annotations
 import json
 import platform
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 import nanoparadigm
-from .files import command, check_output_dir, FolderLock, write_atomic, cpu_name
+from .files import command, check_output_dir, FolderLock, write_atomic, cpu_name, Stopped
 from .transformer import count_flops
 from .models import PARADIGMS, get_entry, build_model, build_config, load_model
 from .data import TextDataset
@@ -98,7 +99,8 @@ BUDGETS = ("steps", "wallclock")
 
 def train_all(plans, runs_dir, budget: str = "steps", max_steps: int = 2000, seconds: float | None = None,
               resume: bool = True, **train_args) -> dict:
-    "Train each plan (a `RunPlan` or a paradigm's name) into `runs_dir/<name>` under one budget; finished runs are reused. {name: metrics}."
+    """Train each plan (a `RunPlan` or a paradigm's name) into `runs_dir/<name>` under one budget; finished runs are reused.
+    {name: metrics}. A run stopped by Ctrl-C or SIGTERM (saved by the trainer) stops them all: `Stopped`."""
     if budget not in BUDGETS: raise ValueError(f"budget={budget!r}: must be one of {BUDGETS}")
     if budget == "wallclock" and not (seconds and seconds > 0):
         raise ValueError("a wallclock budget needs --seconds, the training time each paradigm gets (e.g. --seconds 300)")
@@ -111,7 +113,11 @@ def train_all(plans, runs_dir, budget: str = "steps", max_steps: int = 2000, sec
     for p in plans:
         budget_args = dict(max_steps=max_steps, max_time=None) if budget == "steps" else dict(max_steps=UNLIMITED_STEPS, max_time=seconds)
         args = TrainArgs.make(paradigm=p.paradigm, out_dir=str(Path(runs_dir) / p.name), **{**train_args, **budget_args, **p.settings})
-        metrics[p.name] = (train_or_reuse(args) if resume else train(args)).metrics
+        result = train_or_reuse(args) if resume else train(args)
+        if result.interrupted:
+            raise Stopped(f"stopped while training {p.name}: {args.run_dir / 'last.pt'} is saved; run the same command again "
+                          "(without --fresh) to continue: finished runs are reused and this one resumes", result.stop_signal or signal.SIGINT)
+        metrics[p.name] = result.metrics
     return metrics
 
 # %% ../nbs/11_compare.ipynb #7dad13c4
@@ -218,7 +224,8 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
             resume: bool = True, command: str | None = None, seeds=(), seed_paradigms=("ar", "diffusion"),
             size_matched: bool = False, ladder=(), ladder_paradigms=("ar", "diffusion"), **train_args) -> dict:
     "Train `paradigms` (default: all registered) and the fairness runs under one budget, evaluate them and write `out/report.md`."
-    paradigms = list(paradigms or PARADIGMS)
+    paradigms = list(PARADIGMS) if paradigms is None else list(paradigms)
+    if not paradigms: raise ValueError("no paradigm to compare: name at least one (e.g. ar,diffusion), or none for all")
     for p in paradigms: get_entry(p)
     out = check_output_dir(out, "--out")
     with FolderLock(out, "--out"):
@@ -315,8 +322,13 @@ def headline_table(report) -> str:
                            'facts: "A is ?" / "B is ?" / "? is B"'], lines)
 
 # %% ../nbs/11_compare.ipynb #17a69e2d
-def _names(text: str | None, flag: str) -> list[str] | None:
-    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+def _names(text: str | None, flag: str, empty_ok: bool = False) -> list[str] | None:
+    "The names in a comma-separated flag (None: not given); one that names nothing is an error unless `empty_ok`."
+    if text is None: return None
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names and not empty_ok:
+        raise ValueError(f"--{flag} {text!r} names no paradigm; give names separated by commas, e.g. ar,diffusion")
+    return names
 
 def _ints(text: str | None, flag: str) -> tuple:
     if not text: return ()
@@ -363,8 +375,8 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
                   entropy_steps=min(entropy_steps, 5) if quick else entropy_steps,
                   entropy_config=dict(n_chars=20_000, n_layer=1, n_embd=32, block_size=32, batch_size=8) if quick else None,
                   trace_steps=8 if quick else None, resume=not fresh, command=" ".join(["nanoparadigm_compare"] + sys.argv[1:]),
-                  seeds=_ints(seeds, "seeds"), seed_paradigms=_names(seed_models, "seed_models") or (),
-                  size_matched=size_matched, ladder=_ints(ladder, "ladder"), ladder_paradigms=_names(ladder_models, "ladder_models") or (),
+                  seeds=_ints(seeds, "seeds"), seed_paradigms=_names(seed_models, "seed_models", empty_ok=True) or (),
+                  size_matched=size_matched, ladder=_ints(ladder, "ladder"), ladder_paradigms=_names(ladder_models, "ladder_models", empty_ok=True) or (),
                   dataset=dataset, tokenizer=tokenizer, bpe_vocab_size=bpe_vocab_size, eval_interval=eval_interval,
                   batch_size=batch_size, block_size=block_size, seed=seed, device=device, dtype=dtype, quiet=True, **tiny)
     print(format_table(res["rows"], res["known_entropy"]))

@@ -4,6 +4,7 @@
 
 # %% ../nbs/12_demo.ipynb #3e0dbce8
 from __future__ import annotations
+import asyncio
 import glob
 import html
 import json
@@ -23,9 +24,9 @@ from .tokenizers import render
 from .sample import generate_text, infill_text
 
 # %% auto #0
-__all__ = ['CHECKPOINT_PATTERNS', 'MODES', 'MIN_ROOM', 'TEXT_STYLE', 'KERNEL_NAME', 'find_checkpoints', 'Loaded', 'Request',
-           'DemoSession', 'DemoApp', 'resolve_checkpoints', 'app_notebook', 'write_kernel_spec', 'check_port', 'serve',
-           'main', 'pick_frames', 'plot_frames']
+__all__ = ['CHECKPOINT_PATTERNS', 'MODES', 'MIN_ROOM', 'TEXT_STYLE', 'KERNEL_NAME', 'ROOM_WAIT', 'BUSY_PAGE', 'find_checkpoints',
+           'Loaded', 'Request', 'DemoSession', 'DemoApp', 'resolve_checkpoints', 'app_notebook', 'write_kernel_spec',
+           'check_port', 'serve', 'main', 'pick_frames', 'plot_frames']
 
 # %% ../nbs/12_demo.ipynb #e12a839d
 CHECKPOINT_PATTERNS = ("out/*/best.pt", "report/runs/*/best.pt", "runs/*/best.pt", "reports/*/runs/*/best.pt")
@@ -300,26 +301,75 @@ def check_port(host: str, port: int):
                          "or a --host that names this machine") from None
 
 # %% ../nbs/12_demo.ipynb #6a02f4e7
-def _voila_app():
-    "Voilà's application class, accepting the page's request to shut its kernel down."
+ROOM_WAIT = 5   # seconds a request for the page waits for a place to free (a reload frees its own) before "busy"
+
+BUSY_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="60"><title>nanoparadigm demo: busy</title></head>
+<body style="font-family: sans-serif; margin: 3em"><h1>The demo is busy</h1>
+<p>It serves {n} at once (every page runs a Python process of its own), and no place is free now.
+Please retry in a minute: this page tries again by itself.</p></body></html>"""
+
+def _check_visitors(max_visitors):
+    "A `ValueError` that says what to do, unless `max_visitors` is a whole number >= 1."
+    if isinstance(max_visitors, bool) or not isinstance(max_visitors, int) or max_visitors < 1:
+        raise ValueError(f"--max_visitors {max_visitors!r}: use a whole number >= 1, the most visitors served at once "
+                         "(each page runs a Python process of its own)")
+
+def _limited_kernels(base, most: int):
+    "The kernel manager class `base`, made to refuse (HTTP 503) to start a kernel while `most` are running or starting."
+    from tornado.web import HTTPError
+
+    class LimitedKernels(base):
+        starting = 0                       # kernels asked for whose start has not finished: not listed yet
+
+        def in_use(self) -> int: return len(self.list_kernel_ids()) + self.starting
+
+        async def start_kernel(self, *args, **kwargs):
+            if self.in_use() >= most: raise HTTPError(503)   # checked and counted at once: two cannot both pass
+            self.starting += 1
+            try: return await super().start_kernel(*args, **kwargs)
+            finally: self.starting -= 1
+    return LimitedKernels
+
+def _voila_app(max_visitors: int = 4):
+    "Voilà's application class: it lets a page shut its kernel down, and serves at most `max_visitors` pages at once."
+    from tornado.web import HTTPError
     from voila.app import Voila
     from voila.shutdown_kernel_handler import VoilaShutdownKernelHandler
+    from voila.tornado.handler import TornadoVoilaHandler
 
     class ShutdownOnUnload(VoilaShutdownKernelHandler):
         def check_xsrf_cookie(self): pass   # the unloading page sends no XSRF token; the kernel's id is the secret
 
+    class PageOrBusy(TornadoVoilaHandler):
+        async def get(self, path=None):
+            t0 = time.monotonic()
+            while not path and self.kernel_manager.in_use() >= max_visitors:   # only the page itself starts a kernel
+                if time.monotonic() - t0 > ROOM_WAIT: raise HTTPError(503)
+                await asyncio.sleep(0.1)
+            await super().get(path)
+
+        def write_error(self, status_code, **kwargs):
+            if status_code != 503: return super().write_error(status_code, **kwargs)
+            self.set_header("Retry-After", "60")
+            self.finish(BUSY_PAGE.format(n=f"{max_visitors} visitor{'s' if max_visitors > 1 else ''}"))
+
     class DemoVoila(Voila):
         def init_handlers(self):
-            return [(h[0], ShutdownOnUnload, *h[2:]) if h[1] is VoilaShutdownKernelHandler else h
-                    for h in super().init_handlers()]
+            swap = {VoilaShutdownKernelHandler: ShutdownOnUnload, TornadoVoilaHandler: PageOrBusy}
+            return [(h[0], swap.get(h[1], h[1]), *h[2:]) for h in super().init_handlers()]
 
         def initialize(self, argv=None):
             super().initialize(argv)
+            config = self.voila_configuration
+            config.multi_kernel_manager_class = _limited_kernels(config.multi_kernel_manager_class, max_visitors)
             self.log.addFilter(lambda record: "is not trusted" not in record.getMessage())
     return DemoVoila
 
-def serve(checkpoints, port: int = 8866, host: str = "127.0.0.1", device: str = "cpu", cull_after: int = 300):
-    "Serve `DemoApp(checkpoints)` at http://`host`:`port`/ until Ctrl-C; a kernel left without its page is shut down after `cull_after` idle seconds (0: never)."
+def serve(checkpoints, port: int = 8866, host: str = "127.0.0.1", device: str = "cpu", cull_after: int = 300,
+          max_visitors: int = 4):
+    "Serve `DemoApp(checkpoints)` at http://`host`:`port`/ until Ctrl-C, to at most `max_visitors` pages at once; a kernel left without its page is shut down after `cull_after` idle seconds (0: never)."
+    _check_visitors(max_visitors)
     with tempfile.TemporaryDirectory(prefix="nanoparadigm-demo-") as folder:
         page = Path(folder) / "nanoparadigm demo.ipynb"             # its name is the title of the page
         page.write_text(json.dumps(app_notebook(checkpoints, device)))
@@ -333,7 +383,7 @@ def serve(checkpoints, port: int = 8866, host: str = "127.0.0.1", device: str = 
         def on_sigint(signum, frame): interrupted.append(signum); raise KeyboardInterrupt   # Voilà catches it and stops
         old_handler = signal.signal(signal.SIGINT, on_sigint)
         os.environ["JUPYTER_PATH"] = os.pathsep.join([folder] + ([jupyter_path] if jupyter_path else []))
-        try: _voila_app().launch_instance(argv=argv)
+        try: _voila_app(max_visitors).launch_instance(argv=argv)
         finally:
             signal.signal(signal.SIGINT, old_handler)
             if jupyter_path is None: os.environ.pop("JUPYTER_PATH", None)
@@ -345,16 +395,18 @@ def main(checkpoints: list[str] = None,  # checkpoint files or glob patterns (de
          port: int = 8866,  # port of the page
          host: str = "127.0.0.1",  # address to serve on: 127.0.0.1 is this machine only, 0.0.0.0 every network
          device: str = "auto",  # where the models sample: auto, cpu, cuda, cuda:<index> or mps
-         cull_after: int = 300):  # seconds after which a kernel whose page has gone is shut down (0: never)
+         cull_after: int = 300,  # seconds after which a kernel whose page has gone is shut down (0: never)
+         max_visitors: int = 4):  # pages served at once, each with a Python process of its own; more are told to retry
     "Serve the demo as a web page: every checkpoint writing side by side, diffusion and flow denoising step by step."
     paths = resolve_checkpoints(checkpoints or ["out/*/best.pt"])
     device = pick_device(device)
     for path in paths: load_model(path)       # a bad file is an error line here, not a broken page later
     if cull_after < 0: raise ValueError(f"--cull_after {cull_after}: use seconds >= 0 (0: never shut idle kernels down)")
+    _check_visitors(max_visitors)
     check_port(host, port)
     print(f"serving {len(paths)} checkpoint(s) at http://{f'[{host}]' if ':' in host else host}:{port}/ "
-          "(Ctrl-C stops)", flush=True)
-    serve(paths, port, host, str(device), cull_after)
+          f"to at most {max_visitors} visitor(s) at once (Ctrl-C stops)", flush=True)
+    serve(paths, port, host, str(device), cull_after, max_visitors)
 
 # %% ../nbs/12_demo.ipynb #eec903a4
 def pick_frames(frames: list, n_rows: int = 4) -> list:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import fcntl
 import functools
 import inspect
 import io
@@ -14,9 +15,11 @@ import json
 import math
 import os
 import platform
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import types
 import typing
@@ -29,8 +32,8 @@ from fastcore.docments import docments
 # %% auto #0
 __all__ = ['DTYPES', 'BF16_CPU_FLAGS', 'EXPECTED_ERRORS', 'INT64_MAX', 'UNSET', 'OutputError', 'write_atomic', 'save_atomic',
            'Failure', 'FolderBusyError', 'FolderLock', 'check_output_dir', 'check_output_file', 'available_devices',
-           'pick_device', 'cpu_flags', 'pick_dtype', 'autocast', 'cpu_name', 'fail', 'cli_errors', 'finite_float',
-           'int64', 'flags_of', 'make_parser', 'parse_flags', 'command']
+           'pick_device', 'cpu_flags', 'pick_dtype', 'autocast', 'cpu_name', 'Stopped', 'sigterm_raises', 'fail',
+           'cli_errors', 'finite_float', 'int64', 'flags_of', 'make_parser', 'parse_flags', 'command']
 
 # %% ../nbs/00a_files.ipynb #889b5566
 _CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
@@ -95,53 +98,56 @@ class FolderBusyError(Failure):
     "An output folder is being written by another process."
 
 
-def _alive(pid: int) -> bool:
-    "True if a process with this id exists on this host."
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True   # it exists, but belongs to another user
-    return True
-
-
 class FolderLock:
-    "Hold `folder/.lock` while writing into `folder`: a second holder is refused, a stale lock of a dead process is taken over."
+    """Hold an OS lock on `folder/.lock` while writing into `folder`: a second holder is refused with the holder named.
+    The lock is `flock`'s, which the kernel drops when its process ends, so a killed run leaves no lock to take over."""
     def __init__(self, folder, flag: str = "--out_dir"):
-        self.folder, self.flag, self.path, self.held = Path(folder), flag, Path(folder) / ".lock", False
-        self.stale_owner = None   # the record of a dead process whose lock was taken over
+        self.folder, self.flag, self.path, self.held, self.fd = Path(folder), flag, Path(folder) / ".lock", False, None
+        self.stale_owner = None   # the record left by a run that was killed while it held the lock
 
     def _owner(self) -> dict:
-        try: return json.loads(self.path.read_text())
+        try: return json.loads(self.path.read_text() or "{}")
         except (OSError, ValueError): return {}
+
+    def _lock_file(self) -> int | None:
+        "Open `.lock` and lock it without waiting: its descriptor, or None if another process holds it."
+        for _ in range(100):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: os.close(fd); return None
+            try: same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError: same = False
+            if same: return fd
+            os.close(fd)   # a releasing holder removed that file after we opened it: lock the one at the path now
+        raise FolderBusyError(f"could not take the lock {self.path}: other processes keep replacing it; choose another {self.flag}")
 
     def acquire(self) -> "FolderLock":
         "Take the lock or raise `FolderBusyError`; an `OutputError` if the folder cannot be written."
-        try: self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e: raise OutputError(self.folder, e) from None
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "command": " ".join(sys.argv)[:300]}
-        for _ in range(2):
-            try: fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:
-                owner = self._owner()
-                pid, host = owner.get("pid"), owner.get("host")
-                if isinstance(pid, int) and host == me["host"] and not _alive(pid):
-                    self.stale_owner = owner            # a killed run: take its lock over
-                    stale = self.path.with_name(f".lock.stale.{os.getpid()}")
-                    with contextlib.suppress(FileNotFoundError): os.replace(self.path, stale); stale.unlink()
-                    continue
-                who = f"process {pid} on {host}, started {owner.get('started')}" if pid else "another process"
-                raise FolderBusyError(f"{self.folder} is in use by {who} ({self.path} exists); wait for it to finish, "
-                                      f"or choose another {self.flag} (delete {self.path} only if no run is using it)") from None
-            except OSError as e: raise OutputError(self.path, e) from None
-            with os.fdopen(fd, "w") as f: f.write(json.dumps(me))
-            self.held = True
-            return self
-        raise FolderBusyError(f"could not take the lock {self.path}: another process keeps creating it; choose another {self.flag}")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = self._lock_file()
+        except OSError as e: raise OutputError(self.path if self.folder.is_dir() else self.folder, e) from None
+        if fd is None:
+            owner = self._owner()
+            pid, host = owner.get("pid"), owner.get("host")
+            who = f"process {pid} on {host}, started {owner.get('started')}" if pid else "another process"
+            raise FolderBusyError(f"{self.folder} is in use by {who} (it holds {self.path}); wait for it to finish, "
+                                  f"or choose another {self.flag}")
+        with os.fdopen(os.dup(fd), "r+") as f:                      # the record: who holds the lock, for "in use by"
+            old = f.read()
+            with contextlib.suppress(ValueError): self.stale_owner = json.loads(old) or None if old.strip() else None
+            f.seek(0); f.truncate()
+            f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)[:300]}))
+        self.fd, self.held = fd, True
+        return self
 
     def release(self):
-        "Remove the lock if this process holds it."
-        if self.held and self._owner().get("pid") == os.getpid(): self.path.unlink(missing_ok=True)
-        self.held = False
+        "Remove `.lock` and drop the lock, if this object holds it (removing first: a waiting process then locks a new file)."
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            os.close(self.fd)
+        self.held, self.fd = False, None
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
@@ -150,8 +156,8 @@ class FolderLock:
     def note(self) -> str | None:
         "A line for the log when a stale lock was taken over, else None."
         o = self.stale_owner
-        return None if o is None else (f"note: took over the lock of process {o.get('pid')} (started {o.get('started')}), "
-                                       f"which is no longer running: {self.folder} holds the files of an interrupted run")
+        return None if o is None else (f"note: {self.folder} was left locked by process {o.get('pid')} (started {o.get('started')}), "
+                                       "which is no longer running: it holds the files of an interrupted run")
 
 # %% ../nbs/00a_files.ipynb #1043c1db
 def _nearest_existing(path: Path) -> Path:
@@ -261,6 +267,23 @@ def _out_of_memory(e: BaseException) -> bool:
         isinstance(e, RuntimeError) and ("can't allocate memory" in str(e) or "out of memory" in str(e).lower()))
 
 
+class Stopped(Exception):
+    "Work stopped by a signal after saving what it could (`signum`: SIGINT for Ctrl-C, or SIGTERM): a command exits 128 + `signum`."
+    def __init__(self, message: str, signum: int = signal.SIGTERM):
+        super().__init__(message)
+        self.signum = int(signum)
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    "In the main thread, SIGTERM (what SLURM, Kubernetes and torchrun send before killing) raises `Stopped`, as Ctrl-C raises KeyboardInterrupt."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def on_sigterm(signum, frame): raise Stopped("terminated (SIGTERM)", signum)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def fail(message: str, code: int = 2):
     "Print `message` as one `error:` line on stderr (on the main process only) and exit with `code`."
     if int(os.environ.get("RANK", "0")) == 0: print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
@@ -269,10 +292,13 @@ def fail(message: str, code: int = 2):
 
 @contextlib.contextmanager
 def cli_errors():
-    "Run a command's body: expected errors become one `error:` line (exit 2), Ctrl-C one line (exit 130)."
-    try: yield
+    "Run a command's body: expected errors become one `error:` line (exit 2), Ctrl-C one line (exit 130), SIGTERM one line (exit 143)."
+    try:
+        with sigterm_raises(): yield
     except KeyboardInterrupt:
         fail("interrupted (Ctrl-C)", 130)
+    except Stopped as e:
+        fail(str(e), 128 + e.signum)
     except BaseException as e:
         if os.environ.get("NANOPARADIGM_TRACEBACK") or isinstance(e, SystemExit): raise
         if _out_of_memory(e):

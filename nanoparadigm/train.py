@@ -30,10 +30,10 @@ from .data import TextDataset, make_generator, load_corpus
 from .models import PARADIGMS, get_entry, build_model, save_checkpoint, load_checkpoint, model_from_checkpoint, CheckpointError
 
 # %% auto #0
-__all__ = ['RECIPE_DEFAULTS', 'UNLIMITED_STEPS', 'RESUME_FREE', 'TrainArgs', 'config_fields', 'model_config', 'check_args',
-           'lr_at', 'total_steps', 'make_optimizer', 'EMA', 'preserve_rng', 'mean_nll', 'LossOf', 'DistInfo',
-           'init_distributed', 'resumed_args', 'parameters_digest', 'NonFiniteLossError', 'NothingToTrainError',
-           'TrainResult', 'Trainer', 'train', 'train_or_reuse', 'train_flags', 'main']
+__all__ = ['RECIPE_DEFAULTS', 'UNLIMITED_STEPS', 'RESUME_FREE', 'STOP_SIGNALS', 'TrainArgs', 'config_fields', 'model_config',
+           'check_args', 'lr_at', 'total_steps', 'make_optimizer', 'EMA', 'preserve_rng', 'mean_nll', 'LossOf',
+           'DistInfo', 'init_distributed', 'resumed_args', 'parameters_digest', 'NonFiniteLossError',
+           'NothingToTrainError', 'TrainResult', 'Trainer', 'train', 'train_or_reuse', 'train_flags', 'main']
 
 # %% ../nbs/08_train.ipynb #42a6f451
 RECIPE_DEFAULTS = {"lr": 1e-3, "ema_decay": 0.0}  # the settings a paradigm's `train_defaults` may change, and their defaults
@@ -303,6 +303,8 @@ def parameters_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 # %% ../nbs/08_train.ipynb #4ce56a96
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and what SLURM, Kubernetes and torchrun send before they kill
+
 class NonFiniteLossError(Failure):
     "The training or validation loss became nan or inf: training stopped, the last good checkpoints are kept."
 
@@ -320,7 +322,8 @@ class TrainResult:
     tokens: int = 0          # training tokens seen, summed over processes
     best_val_loss: float = math.inf
     tokens_per_s: float = 0.0  # training throughput of this session (all processes)
-    interrupted: bool = False  # stopped early by Ctrl-C or the callback; resume to finish
+    interrupted: bool = False  # stopped early by Ctrl-C, SIGTERM or the callback; resume to finish
+    stop_signal: int | None = None  # the signal that stopped it (SIGINT, SIGTERM), None otherwise
 
 # %% ../nbs/08_train.ipynb #cb0a5f4a
 class Trainer:
@@ -331,6 +334,7 @@ class Trainer:
         self.best, self.metrics, self.pending, self.elapsed = math.inf, [], [], 0.0
         self.session_time = self.session_tokens = 0.0
         self.stop_requested, self.interrupted, self.last_loss, self.lr = False, False, math.nan, math.nan
+        self.stop_signal = None   # the signal that asked the loop to stop, if one did
 
     def log(self, *msg, err: bool = False):
         "Print a line (rank 0 only), above the progress bar."
@@ -507,26 +511,28 @@ class Trainer:
                     sample = model.generate(1, self.block_size, generator=torch.Generator(device=self.device).manual_seed(self.args.seed))
                 self.log("sample:\n" + self.data.decode(sample[0].cpu()))
         return TrainResult(model=model, metrics=self.metrics, wall_time=self.elapsed, out_dir=self.args.run_dir, step=self.step,
-                           tokens=self.tokens, best_val_loss=self.best, tokens_per_s=tok_s, interrupted=self.interrupted)
+                           tokens=self.tokens, best_val_loss=self.best, tokens_per_s=tok_s, interrupted=self.interrupted,
+                           stop_signal=self.stop_signal)
 
     @contextlib.contextmanager
-    def _ctrl_c_stops(self):
-        "While training, the first Ctrl-C asks the loop to stop after the current step; a second one interrupts at once."
+    def _signals_stop(self):
+        "While training, the first Ctrl-C or SIGTERM asks the loop to save and stop after the current step; a second acts at once."
         if threading.current_thread() is not threading.main_thread(): yield; return
-        def on_sigint(signum, frame):
-            self.stop_requested = True
-            signal.signal(signal.SIGINT, previous)
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        def on_signal(signum, frame):
+            self.stop_requested, self.stop_signal = True, signum
+            signal.signal(signum, previous[signum])
+        previous = {s: signal.signal(s, on_signal) or signal.SIG_DFL for s in STOP_SIGNALS}
         try: yield
         finally:
-            if signal.getsignal(signal.SIGINT) is on_sigint: signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                if signal.getsignal(s) is on_signal: signal.signal(s, handler)
 
     def run(self) -> TrainResult:
         "Set up, then train step by step with evaluations, until the budget is spent or a stop is requested."
         self.setup()
         self.model.train()
         bar = tqdm(total=self.n_steps, initial=self.step, disable=self.args.quiet or not self.info.main, unit="step", dynamic_ncols=True)
-        with self._ctrl_c_stops():
+        with self._signals_stop():
             try:
                 while self.step < self.n_steps and not self.time_up():
                     loss = self.train_step()
@@ -537,7 +543,8 @@ class Trainer:
                     if stop and self.step < self.n_steps:
                         if self.saved_at != self.step: self.save()
                         self.interrupted = True
-                        self.log(f"interrupted at step {self.step} of {self.n_steps}: {self.args.run_dir / 'last.pt'} is saved; "
+                        why = f" by {signal.Signals(self.stop_signal).name}" if self.stop_signal else ""
+                        self.log(f"interrupted{why} at step {self.step} of {self.n_steps}: {self.args.run_dir / 'last.pt'} is saved; "
                                  "continue with --resume (resume=True)", err=True)
                         break
             finally: bar.close()
@@ -606,4 +613,4 @@ def train_flags() -> list[tuple]:
 def main(**flags):
     "Train a language model of any paradigm; checkpoints and metrics go to out/<model>/ (or --out_dir)."
     result = train(given=set(flags), **flags)
-    if result.interrupted: sys.exit(130)
+    if result.interrupted: sys.exit(128 + (result.stop_signal or signal.SIGINT))   # 130 for Ctrl-C, 143 for SIGTERM

@@ -102,11 +102,12 @@ class BlockDiffusion(Paradigm):
         return self.block_nelbo(x, z, t).sum(1)
 
     def loss(self, x):
-        c, (B, T) = self.config, x.shape
+        c, (B, T) = self.config, self.check_batch(x).shape
         t = self.block_times(B, -(-T // c.block_len), max(c.eps, c.mask_low), c.mask_high)   # (B, n_blocks)
         return self.nelbo(x, t).mean() / T
 
     def nll(self, x):
+        self.check_batch(x)
         if self.config.block_len > 1: return self.nelbo(x)
         # One token per block: w(t) times the chance that it is masked at t is 1 for every t, so the expectation over t
         # is the loss of the fully masked token, -log p(x_i | x_<i), computed exactly, with no Monte-Carlo error.

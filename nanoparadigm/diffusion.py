@@ -111,7 +111,7 @@ class Diffusion(Denoiser):
 
     def loss(self, x):
         "The training objective per token: the NELBO / T, estimated as `config.masking` says, over [mask_low, mask_high]."
-        c, T = self.config, x.size(1)
+        c, T = self.config, self.check_batch(x).size(1)
         u = stratified_uniform(x.size(0), device=x.device)                          # (B,) one per stratum of [0, 1)
         if c.masking == "count":
             k = 1 + ((c.mask_low + (c.mask_high - c.mask_low) * u) * T).long().clamp(max=T - 1)  # (B,) in {1..T}
@@ -121,7 +121,7 @@ class Diffusion(Denoiser):
 
     def nll(self, x, known: torch.Tensor | None = None):
         "An upper bound on -log p(x) of each row of `x` (B, T) in nats (B,): the exact-count estimate of the NELBO."
-        if known is None: return self.nelbo_by_count(x)
+        if known is None: return self.nelbo_by_count(self.check_batch(x))
         # given the `known` (T,) positions as clean context: the same bound over the free positions only
         return self.nelbo_by_count(x, free=self.free_positions(x, known))
 

@@ -89,13 +89,13 @@ class DiscreteFlow(Denoiser):
 
     def loss(self, x):
         "Cross-entropy of the clean tokens `x` (B, T) given x_t, mean per token, t stratified over the batch."
-        t = stratified_uniform(x.size(0), device=x.device)                          # (B,)
+        t = stratified_uniform(self.check_batch(x).size(0), device=x.device)        # (B,)
         x_t = corrupt_uniform(x, self.kappa(t), self.config.vocab_size)             # (B, T)
         return F.cross_entropy(self(x_t, t).flatten(0, 1).float(), x.flatten())
 
     def nll_bound(self, x: torch.Tensor, eta: float = 1.0, known: torch.Tensor | None = None) -> torch.Tensor:
         "Upper bound on -log p(x) of each row of `x` (B, T) in nats (B,) for the eta-process: one stratified kappa per row."
-        B, V, kappa_end = x.size(0), self.config.vocab_size, 1.0 - self.config.nll_eps
+        B, V, kappa_end = self.check_batch(x).size(0), self.config.vocab_size, 1.0 - self.config.nll_eps
         free = self.free_positions(x, known)                                         # (T,) the positions scored
         kappa = stratified_uniform(B, device=x.device) * kappa_end                  # (B,) uniform on [0, kappa_end)
         kappa_last = torch.full((B,), kappa_end, device=x.device)                    # (B,)

@@ -167,8 +167,10 @@ class MambaBlock(nn.Module):
         return u + out, state
 
 class Mamba(LeftToRight):
-    "A selective state space language model: next-token prediction, sampled with an O(1)-per-token recurrent state."
+    """A selective state space language model: next-token prediction, sampled with an O(1)-per-token recurrent state.
+    Being recurrent, it scores sequences of any length (`any_length`): block_size is only its training window."""
     name = "mamba"
+    any_length = True
     no_weight_decay = ("A_log", "D")
 
     def __init__(self, config: MambaConfig):

@@ -120,6 +120,10 @@ def model_from_checkpoint(ckpt: dict, device="cpu", max_params: int | None = Non
     if n > limit:
         raise CheckpointError(f"{path}: the model has {n:,} parameters, more than the limit of {limit:,}; if you expect "
                               "a model this large, raise the limit with NANOPARADIGM_MAX_PARAMS")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: its weight {bad!r} holds nan or inf values (a diverged run, or a damaged file); "
+                              "use another checkpoint (an earlier best.pt) or retrain")
     model = entry.cls(config)
     model.load_state_dict(state)
     return model.to(device).eval()

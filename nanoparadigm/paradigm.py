@@ -55,6 +55,9 @@ def sample_from_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: in
     "Draw one token id per row of `logits` (..., V); `temperature=0` is greedy decoding."
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
+    if not torch.isfinite(logits).any(-1).all() or torch.isnan(logits).any() or torch.isposinf(logits).any():
+        raise ValueError("the model's logits hold nan or inf values, so there is nothing to sample from; its weights are "
+                         "damaged or diverged: use another checkpoint")
     if temperature == 0: return logits.argmax(-1)
     logits = logits.float()
     logits = (logits - logits.amax(-1, keepdim=True)) / temperature                     # (..., V), max 0
@@ -84,6 +87,7 @@ class Paradigm(nn.Module):
     iterative: bool = False      # generation refines a whole window over `steps` passes
     no_weight_decay: tuple = ()  # parameter-name suffixes the optimizer must not decay (besides biases and norms)
     train_defaults: dict = {}    # training settings of this paradigm's best recipe, where they differ from the trainer's
+    any_length: bool = False     # scores sequences longer than block_size (a recurrent model)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -117,6 +121,26 @@ class Paradigm(nn.Module):
         "`n` fillings of `fill_length` tokens between `prefix` and `suffix`: (n, fill_length)."
         raise ValueError(f"the '{self.name}' paradigm generates left to right and cannot infill; "
                          f"use one of: {', '.join(_paradigms_with('can_infill'))}")
+
+    def check_batch(self, x, what: str = "x") -> torch.Tensor:
+        """`x` as `loss` and `nll` need it: a 2-D integer tensor (B, T) of ids in [0, vocab_size), with T <= block_size
+        unless the paradigm takes `any_length`. Anything else is a TypeError or ValueError saying what is wrong, before
+        an embedding turns it into an index error (on CUDA, a device-side assert that ends the process)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{what} must be a (B, T) tensor of token ids, got a {type(x).__name__}; "
+                            "e.g. torch.tensor([tokenizer.encode(text)])")
+        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"{what} must hold integer token ids, got {x.dtype} values; encode text with the model's tokenizer")
+        if x.dim() != 2:
+            raise ValueError(f"{what} must be a batch of sequences (B, T), got shape {tuple(x.shape)}; a single sequence is x[None]")
+        V, L = self.config.vocab_size, self.config.block_size
+        if x.size(1) > L and not self.any_length:
+            raise ValueError(f"{what} has {x.size(1)} tokens, more than the model's block_size {L}; score it in windows of at most {L}")
+        if x.numel() and (x.min() < 0 or x.max() >= V):
+            bad = x[(x < 0) | (x >= V)].unique()[:5].tolist()
+            raise ValueError(f"{what} holds ids {bad} outside [0, {V}), the model's vocabulary (vocab_size {V}); "
+                             "encode text with the model's tokenizer")
+        return x
 
     def token_ids(self, ids, n: int, what: str = "prompt") -> torch.Tensor:
         "`ids` (None, a list of ids, a (P,) or an (n, P) tensor) as an (n, P) long tensor of valid token ids on the model's device."
@@ -160,11 +184,11 @@ class LeftToRight(Paradigm):
         return self.config.vocab_size
 
     def loss(self, x):
-        logits = self(shift_right(x, self.bos))                                # (B, T, V)
+        logits = self(shift_right(self.check_batch(x), self.bos))                                # (B, T, V)
         return F.cross_entropy(logits.flatten(0, 1).float(), x.flatten())
 
     def nll(self, x):
-        logits = self(shift_right(x, self.bos))                                # (B, T, V)
+        logits = self(shift_right(self.check_batch(x), self.bos))                                # (B, T, V)
         nats = F.cross_entropy(logits.transpose(1, 2).float(), x, reduction="none")  # (B, T)
         return nats.sum(1)
 

@@ -272,14 +272,19 @@ class BPETokenizer:
     def train(cls, text: str, vocab_size: int, pattern: str = "gpt4-like", progress: bool | None = None) -> "BPETokenizer":
         "Learn `vocab_size - 256` merges from `text`, cut into pieces by `pattern` (a name in `BPE_PATTERNS`); `progress`: see `bpe_merges`."
         if not isinstance(text, str): raise TypeError(f"train expects a str, got {type(text).__name__}.")
+        name = _pattern_name(pattern)
+        return cls.from_counts(lambda: Counter(split_words(text, name)), vocab_size, name, progress)
+
+    @classmethod
+    def from_counts(cls, count_words, vocab_size: int, pattern: str = "gpt4-like", progress: bool | None = None) -> "BPETokenizer":
+        "`train` on the word counts that `count_words()` returns (called once `vocab_size` is checked): for counting a corpus piece by piece."
         if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 256:
             raise ValueError(f"A byte-level BPE vocabulary has at least the 256 byte tokens; got vocab_size={_short(vocab_size)}.")
-        name = _pattern_name(pattern)
-        merges = bpe_merges(Counter(split_words(text, name)), vocab_size - 256, progress=progress)
+        merges = bpe_merges(count_words(), vocab_size - 256, progress=progress)
         if len(merges) < vocab_size - 256:
             warnings.warn(f"The training text only supports {len(merges)} merges; vocab_size is {256 + len(merges)} "
                           f"instead of {vocab_size}. Train on more text for a larger vocabulary.")
-        return cls(merges, name)
+        return cls(merges, _pattern_name(pattern))
 
     @property
     def vocab_size(self) -> int:

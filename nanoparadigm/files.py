@@ -221,11 +221,16 @@ BF16_CPU_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # native bfloat16 arithmet
 
 
 @functools.cache
-def cpu_flags() -> frozenset:
-    "The CPU's feature flags as Linux lists them in /proc/cpuinfo (`flags` on x86, `Features` on Arm); empty elsewhere."
+def _cpuinfo(*keys: str) -> str | None:
+    "The value of the first line of Linux's /proc/cpuinfo whose field is one of `keys`; None elsewhere."
     info = Path("/proc/cpuinfo")
     lines = info.read_text().splitlines() if info.exists() else []
-    return frozenset(next((l.split(":", 1)[1].split() for l in lines if l.split(":")[0].strip() in ("flags", "Features")), []))
+    return next((l.split(":", 1)[1].strip() for l in lines if ":" in l and l.split(":")[0].strip() in keys), None)
+
+
+def cpu_flags() -> frozenset:
+    "The CPU's feature flags as Linux lists them in /proc/cpuinfo (`flags` on x86, `Features` on Arm); empty elsewhere."
+    return frozenset((_cpuinfo("flags", "Features") or "").split())
 
 
 def pick_dtype(name: str = "auto", device: torch.device | str = "cpu", flags=None) -> torch.dtype:
@@ -250,13 +255,9 @@ def autocast(device: torch.device | str, dtype: torch.dtype = torch.float32):
     return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == torch.bfloat16 else contextlib.nullcontext()
 
 
-@functools.cache
 def cpu_name() -> str:
     "The CPU's model name (on Linux from /proc/cpuinfo), else what `platform` knows: to name beside every timing."
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.exists() else []
-    return next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")),
-                platform.processor() or platform.machine())
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 # %% ../nbs/00a_files.ipynb #4c8f8625
 EXPECTED_ERRORS = (ValueError, OSError, Failure)   # ValueError: bad input; OSError: files; Failure: the rest

@@ -55,7 +55,7 @@ def sample_from_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: in
     "Draw one token id per row of `logits` (..., V); `temperature=0` is greedy decoding."
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
-    if not torch.isfinite(logits).any(-1).all() or torch.isnan(logits).any() or torch.isposinf(logits).any():
+    if not torch.isfinite(logits.amax(-1)).all():      # a row's max is nan or +inf if any entry is, -inf if all are
         raise ValueError("the model's logits hold nan or inf values, so there is nothing to sample from; its weights are "
                          "damaged or diverged: use another checkpoint")
     if temperature == 0: return logits.argmax(-1)
@@ -136,11 +136,17 @@ class Paradigm(nn.Module):
         V, L = self.config.vocab_size, self.config.block_size
         if x.size(1) > L and not self.any_length:
             raise ValueError(f"{what} has {x.size(1)} tokens, more than the model's block_size {L}; score it in windows of at most {L}")
-        if x.numel() and (x.min() < 0 or x.max() >= V):
-            bad = x[(x < 0) | (x >= V)].unique()[:5].tolist()
+        if bad := self.outside_vocab(x):
             raise ValueError(f"{what} holds ids {bad} outside [0, {V}), the model's vocabulary (vocab_size {V}); "
                              "encode text with the model's tokenizer")
         return x
+
+    def outside_vocab(self, ids: torch.Tensor) -> list[int]:
+        "Up to five of the integer `ids` that lie outside [0, vocab_size): `[]` when all are token ids (one pass to check)."
+        V = self.config.vocab_size
+        if not ids.numel(): return []
+        lo, hi = torch.aminmax(ids)
+        return [] if lo >= 0 and hi < V else ids[(ids < 0) | (ids >= V)].unique()[:5].tolist()
 
     def token_ids(self, ids, n: int, what: str = "prompt") -> torch.Tensor:
         "`ids` (None, a list of ids, a (P,) or an (n, P) tensor) as an (n, P) long tensor of valid token ids on the model's device."
@@ -156,8 +162,7 @@ class Paradigm(nn.Module):
         if t.dim() == 1: t = t.unsqueeze(0).expand(n, -1)
         if t.dim() != 2 or t.size(0) != n:
             raise ValueError(f"{what} must be a list of ids or a (P,) or ({n}, P) tensor, got shape {tuple(t.shape)}")
-        if t.numel() and (t.min() < 0 or t.max() >= V):
-            bad = t[(t < 0) | (t >= V)].unique()[:5].tolist()
+        if bad := self.outside_vocab(t):
             raise ValueError(f"{what} holds ids {bad} outside [0, {V}): pass token ids of the model's tokenizer "
                              f"(ids from {V} on are reserved for the model's own tokens, such as BOS or [MASK])")
         return t.contiguous()

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .paradigm import Paradigm, check_positive, sample_from_logits, stratified_uniform
-from .diffusion import DiffusionConfig, SAMPLERS, log_linear_alpha, nelbo_weight, mask_tokens
+from .paradigm import Paradigm, check_positive, paradigms_with, stratified_uniform
+from .diffusion import DiffusionConfig, nelbo_weight, mask_tokens, unmask_step
 
 # %% auto #0
 __all__ = ['BlockConfig', 'block_causal_mask', 'two_stream_mask', 'BlockDiffusion']
@@ -53,7 +53,7 @@ class BlockDiffusion(Paradigm):
     "BD3-LM: text in blocks of `block_len` tokens written left to right; each block is masked diffusion given the clean blocks before it."
     name = "block"
     iterative = True    # every block is refined in `steps` passes
-    can_infill = False  # only a gap that ends, with its suffix, inside one block (see `infill`)
+    can_infill = False  # `infill` refuses: a gap cannot see later blocks (`infill_in_block` fills a gap inside one block)
     train_defaults = {"ema_decay": 0.999}   # masked diffusion's recipe (chapter 4): an average of the weights
     exact_nll = False   # `nll` is a bound (the NELBO); a model with block_len = 1 has an exact one and says so itself
 
@@ -61,7 +61,7 @@ class BlockDiffusion(Paradigm):
         super().__init__(config)
         self.net = config.build_backbone(config.vocab_size + 1, config.vocab_size, causal=False)  # +1 input: [MASK]
         self.exact_nll = config.block_len == 1
-        self.sampling_stats: dict = {}  # steps, blocks, network calls and context tokens of the last generate/infill
+        self.sampling_stats: dict = {}  # steps, blocks, network calls and context tokens of the last generate/infill_in_block
 
     @property
     def mask_id(self) -> int:
@@ -121,27 +121,15 @@ def denoise_block(self: BlockDiffusion, block: torch.Tensor, logits_of, steps: i
                   top_k: int | None = None, generator: torch.Generator | None = None, sampler: str | None = None,
                   on_step=None) -> torch.Tensor:
     "Unmask the [MASK] positions of `block` (n, L) in `steps` steps; `logits_of(z)` gives the denoiser's logits (n, L, V), `on_step(i, z)` sees step i."
-    sampler = sampler or self.config.sampler
-    if sampler not in SAMPLERS: raise ValueError(f"sampler={sampler!r}: must be one of {SAMPLERS}")
-    eps, z = self.config.eps, block.clone()
-    n_masked0 = (z == self.mask_id).sum(1)                                         # (n,)
+    sampler, z = sampler or self.config.sampler, block
+    masks_at_start = (z == self.mask_id).sum(1)                                    # (n,)
     logp = None                                                                    # kept while no token changes
     for i, k in enumerate(range(steps, 0, -1), 1):                                 # from t = k/steps to s = (k-1)/steps
-        masked = z == self.mask_id                                                 # (n, L)
-        if masked.any():
+        if (z == self.mask_id).any():
             if logp is None: logp = logits_of(z).float().log_softmax(-1)          # (n, L, V)
-            if sampler == "ancestral":   # each mask is revealed with probability (alpha_s - alpha_t) / (1 - alpha_t) = 1/k
-                a_t, a_s = log_linear_alpha(k / steps, eps), log_linear_alpha((k - 1) / steps, eps)
-                reveal = masked & (torch.rand(z.shape, generator=generator, device=z.device) < (a_s - a_t) / (1 - a_t))
-                tokens = torch.zeros_like(z)
-                if reveal.any(): tokens[reveal] = sample_from_logits(logp[reveal], temperature, top_k, generator)
-            else:                        # confidence: a token at every mask, the surest kept so that a fraction s stays masked
-                tokens = sample_from_logits(logp, temperature, top_k, generator)                    # (n, L)
-                sure = logp.gather(-1, tokens[..., None])[..., 0].masked_fill(~masked, -torch.inf)  # (n, L)
-                n_open = masked.sum(1) - n_masked0 * (k - 1) // steps                               # (n,)
-                reveal = masked & (sure.argsort(1, descending=True).argsort(1) < n_open[:, None])
-            z = torch.where(reveal, tokens, z)
-            if reveal.any(): logp = None
+            z, revealed = unmask_step(z, logp, k, steps, masks_at_start, self.mask_id, self.config.eps, sampler,
+                                      temperature, top_k, generator)               # (n, L), (n, L): masked diffusion's step
+            if revealed.any(): logp = None
         if on_step is not None: on_step(i, z)
     return z
 
@@ -157,10 +145,11 @@ def clean_cache(self: BlockDiffusion, context: torch.Tensor):
 
 @patch
 @torch.no_grad()
-def generate(self: BlockDiffusion, n: int, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
+def generate(self: BlockDiffusion, n: int | None, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
              steps: int | None = None, callback=None, generator: torch.Generator | None = None,
              sampler: str | None = None) -> torch.Tensor:
     "`n` samples of `length` tokens after `prompt`, block by block: each block unmasked in `steps` steps (default: the config's, else block_len) given the clean blocks before it, kept in a KV cache."
+    n = self.rows(n, prompt)
     check_positive(n=n, length=length, steps=steps)
     L, bs = self.config.block_len, self.config.block_size
     steps = steps or self.config.sampling_steps or L
@@ -197,19 +186,19 @@ def generate(self: BlockDiffusion, n: int, length: int, prompt=None, temperature
 # %% ../nbs/05a_block.ipynb #5da3908e
 @patch
 @torch.no_grad()
-def infill(self: BlockDiffusion, prefix, suffix, fill_length: int, steps: int | None = None, *, n: int = 1,
-           temperature: float = 1.0, top_k: int | None = None, callback=None, generator: torch.Generator | None = None,
-           sampler: str | None = None) -> torch.Tensor:
+def infill_in_block(self: BlockDiffusion, prefix, suffix, fill_length: int, steps: int | None = None, *, n: int = 1,
+                    temperature: float = 1.0, top_k: int | None = None, callback=None,
+                    generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
     "`n` fillings of `fill_length` tokens between `prefix` and `suffix`, when the gap and the suffix end in the block where the gap starts."
     check_positive(n=n, fill_length=fill_length, steps=steps)
     pre, suf = self.token_ids(prefix, n, "prefix"), self.token_ids(suffix, n, "suffix")    # (n, P), (n, S)
     L, bs, P, S = self.config.block_len, self.config.block_size, pre.size(1), suf.size(1)
     start = P // L * L                                                                     # the block of the gap
     if P + fill_length + S > start + L:
-        try: Paradigm.infill(self, prefix, suffix, fill_length)          # the error of every left-to-right paradigm
-        except ValueError as e:
-            raise ValueError(f"a gap and its suffix must end in the block of {L} tokens where the gap starts: prefix ({P}) "
-                             f"+ fill_length ({fill_length}) + suffix ({S}) = {P + fill_length + S} > {start + L}; {e}") from None
+        raise ValueError(f"a gap and its suffix must end in the block of {L} tokens where the gap starts (positions "
+                         f"{start} to {start + L - 1}): prefix ({P}) + fill_length ({fill_length}) + suffix ({S}) = "
+                         f"{P + fill_length + S} > {start + L}; the gap cannot see text in a later block: shorten the "
+                         f"gap or the suffix, or use a paradigm that can infill: {', '.join(paradigms_with('can_infill'))}")
     steps = steps or self.config.sampling_steps or L
     self.sampling_stats = {"steps": steps, "blocks": 1, "model_calls": 0, "context_tokens": start - max(0, start - (bs - L))}
     cache = self.clean_cache(pre[:, max(0, start - (bs - L)):start])
@@ -221,3 +210,11 @@ def infill(self: BlockDiffusion, prefix, suffix, fill_length: int, steps: int | 
     block = F.pad(block, (0, L - block.size(1)), value=self.mask_id)                          # (n, L)
     on_step = None if callback is None else (lambda i, z: callback(i, z[:, gap]))
     return self.denoise_block(block, noisy_logits, steps, temperature, top_k, generator, sampler, on_step)[:, gap]
+
+@patch
+def infill(self: BlockDiffusion, prefix, suffix, fill_length: int, steps: int | None = None, **options) -> torch.Tensor:
+    "Refused, as `can_infill = False` says: a gap in general has text on its right in later blocks, which it cannot see."
+    raise ValueError(f"the '{self.name}' paradigm cannot infill: it writes block by block, and a block sees only the blocks "
+                     f"before it, so the text after a gap cannot shape the gap; use one of: "
+                     f"{', '.join(paradigms_with('can_infill'))} (or `infill_in_block`, for a gap that ends, with its "
+                     "suffix, inside the block where it starts)")

@@ -378,6 +378,6 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
                   seeds=_ints(seeds, "seeds"), seed_paradigms=_names(seed_models, "seed_models", empty_ok=True) or (),
                   size_matched=size_matched, ladder=_ints(ladder, "ladder"), ladder_paradigms=_names(ladder_models, "ladder_models", empty_ok=True) or (),
                   dataset=dataset, tokenizer=tokenizer, bpe_vocab_size=bpe_vocab_size, eval_interval=eval_interval,
-                  batch_size=batch_size, block_size=block_size, seed=seed, device=device, dtype=dtype, quiet=True, **tiny)
+                  batch_size=batch_size, block_size=block_size, seed=seed, device=device, dtype=dtype, log_lines=True, **tiny)
     print(format_table(res["rows"], res["known_entropy"]))
     print(f"\nreport: {res['report'].resolve()}")

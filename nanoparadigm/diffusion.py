@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .paradigm import Denoiser, check_positive, sample_from_logits, stratified_uniform
+from .paradigm import Denoiser, DenoiserConfig, sample_from_logits, stratified_uniform
 from .transformer import TransformerConfig
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'DiffusionConfig',
-           'Diffusion']
+           'Diffusion', 'unmask_step']
 
 # %% ../nbs/04_diffusion.ipynb #1f138c29
 def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None,
@@ -46,9 +46,8 @@ SAMPLERS = ("ancestral", "confidence")
 MASKINGS = ("time", "count")
 
 @dataclass
-class DiffusionConfig(TransformerConfig):
-    "Config of masked diffusion: the transformer fields, the sampler, and how the training loss masks."
-    sampling_steps: int = 64     # denoising steps of `generate`/`infill` when `steps` is not given
+class DiffusionConfig(TransformerConfig, DenoiserConfig):
+    "Config of masked diffusion: the transformer fields, `sampling_steps` (chapter 1a), the sampler, and how the training loss masks."
     sampler: str = "ancestral"   # "ancestral" (MDLM's reverse process) or "confidence" (low-confidence remasking)
     eps: float = 1e-3            # the schedule's alpha_1 = eps; "time" masking trains on times in [eps, 1] (weights 1/t <= 1/eps)
     masking: str = "time"        # how `loss` masks a window: "time" (each token with probability t, weight 1/t) or "count" (exactly k ~ U{1..T} tokens, weight T/k)
@@ -58,7 +57,6 @@ class DiffusionConfig(TransformerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(sampling_steps=self.sampling_steps)
         if self.sampler not in SAMPLERS: raise ValueError(f"sampler={self.sampler!r}: must be one of {SAMPLERS}")
         if self.masking not in MASKINGS: raise ValueError(f"masking={self.masking!r}: must be one of {MASKINGS}")
         if not 0 < self.eps < 1: raise ValueError(f"eps={self.eps}: must be in (0, 1), e.g. 1e-3")
@@ -125,6 +123,28 @@ class Diffusion(Denoiser):
         # given the `known` (T,) positions as clean context: the same bound over the free positions only
         return self.nelbo_by_count(x, free=self.free_positions(x, known))
 
+# %% ../nbs/04_diffusion.ipynb #3f83b5b7
+def unmask_step(z: torch.Tensor, logp: torch.Tensor, k: int, steps: int, masks_at_start: torch.Tensor, mask_id: int,
+                eps: float, sampler: str = "ancestral", temperature: float = 1.0, top_k: int | None = None,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of `sampler` from t = k/steps to s = (k-1)/steps: reveal some `mask_id` positions of `z` (n, W) with tokens
+    drawn from `logp` (n, W, V), the log x_theta of `z`; `masks_at_start` (n,) counts each row's masks before step `steps`.
+    Returns the new z (n, W) and the positions it revealed (n, W)."""
+    if sampler not in SAMPLERS: raise ValueError(f"sampler={sampler!r}: must be one of {SAMPLERS}")
+    masked = z == mask_id                                                           # (n, W)
+    proposal = z.clone()                                                            # (n, W) a token for every revealed mask
+    if sampler == "ancestral":   # each mask is revealed with probability (alpha_s - alpha_t) / (1 - alpha_t) = 1/k
+        a_t, a_s = log_linear_alpha(k / steps, eps), log_linear_alpha((k - 1) / steps, eps)
+        reveal = masked & (torch.rand(z.shape, generator=generator, device=z.device) < (a_s - a_t) / (1 - a_t))  # (n, W)
+        if reveal.any(): proposal[reveal] = sample_from_logits(logp[reveal], temperature, top_k, generator)
+    else:                        # confidence: a token at every mask, the surest kept so that a fraction s stays masked
+        proposal[masked] = sample_from_logits(logp[masked], temperature, top_k, generator)
+        confidence = logp.gather(-1, proposal[..., None])[..., 0].masked_fill(~masked, -torch.inf)  # (n, W)
+        n_reveal = masked.sum(1) - masks_at_start * (k - 1) // steps                # (n,) leave a fraction s masked
+        rank = confidence.argsort(1, descending=True).argsort(1)                    # (n, W) 0 = most confident
+        reveal = masked & (rank < n_reveal[:, None])                                # (n, W)
+    return torch.where(reveal, proposal, z), reveal
+
 # %% ../nbs/04_diffusion.ipynb #6cf8c0ad
 @patch
 @torch.no_grad()
@@ -132,11 +152,9 @@ def denoise(self: Diffusion, window: torch.Tensor, known: torch.Tensor, steps: i
             top_k: int | None = None, callback=None, region: slice = slice(None),
             generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
     "Mask the positions of `window` (n, W) where `known` (W,) is False and unmask them in `steps` steps; `callback` sees `region`."
-    sampler = sampler or self.config.sampler
-    if sampler not in SAMPLERS: raise ValueError(f"sampler={sampler!r}: must be one of {SAMPLERS}")
-    eps, n = self.config.eps, window.size(0)
+    sampler, n = sampler or self.config.sampler, window.size(0)
     z = window.masked_fill(~known, self.mask_id)                                    # (n, W)
-    n_masked0 = (z == self.mask_id).sum(1)                                          # (n,) masks to fill, per row
+    masks_at_start = (z == self.mask_id).sum(1)                                     # (n,) masks to fill, per row
     logp = torch.zeros(*z.shape, self.config.vocab_size, device=z.device)           # (n, W, V) cached x_theta
     stale = torch.ones(n, dtype=torch.bool, device=z.device)                        # rows whose cache is out of date
     calls = rows = 0
@@ -147,20 +165,9 @@ def denoise(self: Diffusion, window: torch.Tensor, known: torch.Tensor, steps: i
             if todo.any():
                 logp[todo] = self(z[todo]); calls += 1; rows += int(todo.sum())
                 stale &= ~todo
-            if sampler == "ancestral":
-                t, s = k / steps, (k - 1) / steps
-                p_reveal = (log_linear_alpha(s, eps) - log_linear_alpha(t, eps)) / (1 - log_linear_alpha(t, eps))  # 1/k
-                reveal = masked & (torch.rand(z.shape, generator=generator, device=z.device) < p_reveal)  # (n, W)
-                if reveal.any(): z[reveal] = sample_from_logits(logp[reveal], temperature, top_k, generator)
-            else:
-                proposal = z.clone()                                                 # (n, W) a token at every mask
-                proposal[masked] = sample_from_logits(logp[masked], temperature, top_k, generator)
-                confidence = logp.gather(-1, proposal[..., None])[..., 0].masked_fill(~masked, -torch.inf)  # (n, W)
-                n_reveal = masked.sum(1) - n_masked0 * (k - 1) // steps             # (n,) leave a fraction s masked
-                rank = confidence.argsort(1, descending=True).argsort(1)            # (n, W) 0 = most confident
-                reveal = masked & (rank < n_reveal[:, None])                        # (n, W)
-                z[reveal] = proposal[reveal]
-            stale |= reveal.any(1)
+            z, revealed = unmask_step(z, logp, k, steps, masks_at_start, self.mask_id, self.config.eps, sampler,
+                                      temperature, top_k, generator)                # (n, W), (n, W)
+            stale |= revealed.any(1)
         if callback is not None: callback(steps - k + 1, z[:, region])
     self.sampling_stats = {"steps": steps, "model_calls": calls, "row_evaluations": rows}
     return z

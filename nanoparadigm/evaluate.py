@@ -12,7 +12,8 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from .files import command, check_output_dir, FolderLock, write_atomic, pick_device
-from .likelihood import Run, load_run, likelihood, generation_speed, known_entropy
+from .data import check_tokenizer
+from .likelihood import Run, load_run, likelihood, generation_speed, known_entropy, evaluating
 from .judges import NGramJudge, ModelJudge, judges_for, score_texts, real_texts, frontier, plot_frontier
 from .spans import span_task, span_baselines, plot_spans
 from .facts import reversal_curse, plot_reversal
@@ -71,42 +72,44 @@ def make_judges(runs: list[Run], extra: list[Run] = (), ngram_order: int = 5) ->
 def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, baselines: dict | None = None,
                  verbose: bool = False) -> dict:
     "Every measure of one loaded `run`, scored by `judges`, as one dict of plain data (see the table above)."
-    s, model, ds = settings or EvalSettings(), run.model.eval(), run.dataset
-    say = (lambda msg: print(f"[{run.name}] {msg}", file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
-    row = {"name": run.name, "path": str(run.path), "paradigm": run.paradigm, "params": model.num_params(),
-           "corpus": run.corpus, "tokenizer": run.tokenizer.to_dict()["type"], "vocab_size": model.config.vocab_size,
-           "block_size": model.config.block_size, "exact_nll": model.exact_nll, "iterative": model.iterative,
-           "can_infill": model.can_infill, "device": str(model.device), "threads": torch.get_num_threads(),
-           "train_seed": run.train_args.get("seed"), "train_steps": run.train_args.get("max_steps")}
-    say("likelihood"); row.update(likelihood(model, ds, s.batch_size, s.eval_batches, s.mc_repeats, s.seed))
-    length = min(s.gen_length, model.config.block_size)
-    say("speed"); speed = generation_speed(model, s.gen_batch, length, None, s.seed, s.timing_repeats)
-    row.update({"tokens_per_s": speed["tokens_per_s"], "gen_batch": s.gen_batch, "gen_length": length})
-    say(f"samples: {s.samples} x {length} tokens at {len(s.temperatures)} temperatures"
-        + (f" and {len(s.steps_curve)} step counts" if model.iterative else ""))
-    temperatures = tuple(dict.fromkeys((*s.temperatures, 1.0)))     # temperature 1 is the headline point
-    row["frontier"] = frontier(model, run.tokenizer, judges, temperatures, s.steps_curve, s.samples, length,
-                               n_boot=s.n_boot, seed=s.seed)
-    samples = next(p for p in row["frontier"] if p["temperature"] == 1.0 and p["steps"] is None)
-    real = score_texts(real_texts(ds, s.samples, length), judges, s.n_boot, s.seed)
-    row["quality"] = {"samples": samples, "real": real, "temperature": 1.0, "length": length}
-    row["judges"] = {name: {**j, "real": real["judges"][name]["bits_per_char"], "real_ci": real["judges"][name]["ci"]}
-                     for name, j in samples["judges"].items()}
-    row["independent_judges"] = [j.name for j in judges if not isinstance(j, ModelJudge)]   # the ones that are no run at all
-    row["curve"] = []
-    for p in row["frontier"]:
-        if p["steps"] is None: continue
-        say(f"speed at {p['steps']} steps")
-        sp = generation_speed(model, s.gen_batch, length, p["steps"], s.seed, s.timing_repeats)
-        row["curve"].append({"steps": p["steps"], "tokens_per_s": sp["tokens_per_s"], "entropy": p["entropy"]["mean"],
-                             "judges": p["judges"]})
-    span = min(s.span, model.config.block_size // 2)
-    say("forward/reverse")
-    row.update(span_task(model, ds, s.n_pairs, span, s.choices, s.span_repeats, s.seed, n_boot=s.n_boot))
-    row["baselines"] = baselines if baselines is not None else span_baselines(ds, s.n_pairs, span, s.choices,
-                                                                              model.config.block_size, s.seed, n_boot=s.n_boot)
-    row["sample"] = samples["example"]
-    return row
+    check_tokenizer(run.model, run.dataset)   # before any work: a dataset of other ids would give wrong numbers
+    with evaluating(run.model):   # scored and sampled without dropout; the caller's mode comes back after
+        s, model, ds = settings or EvalSettings(), run.model, run.dataset
+        say = (lambda msg: print(f"[{run.name}] {msg}", file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
+        row = {"name": run.name, "path": str(run.path), "paradigm": run.paradigm, "params": model.num_params(),
+               "corpus": run.corpus, "tokenizer": run.tokenizer.to_dict()["type"], "vocab_size": model.config.vocab_size,
+               "block_size": model.config.block_size, "exact_nll": model.exact_nll, "iterative": model.iterative,
+               "can_infill": model.can_infill, "device": str(model.device), "threads": torch.get_num_threads(),
+               "train_seed": run.train_args.get("seed"), "train_steps": run.train_args.get("max_steps")}
+        say("likelihood"); row.update(likelihood(model, ds, s.batch_size, s.eval_batches, s.mc_repeats, s.seed))
+        length = min(s.gen_length, model.config.block_size)
+        say("speed"); speed = generation_speed(model, s.gen_batch, length, None, s.seed, s.timing_repeats)
+        row.update({"tokens_per_s": speed["tokens_per_s"], "gen_batch": s.gen_batch, "gen_length": length})
+        say(f"samples: {s.samples} x {length} tokens at {len(s.temperatures)} temperatures"
+            + (f" and {len(s.steps_curve)} step counts" if model.iterative else ""))
+        temperatures = tuple(dict.fromkeys((*s.temperatures, 1.0)))     # temperature 1 is the headline point
+        row["frontier"] = frontier(model, run.tokenizer, judges, temperatures, s.steps_curve, s.samples, length,
+                                   n_boot=s.n_boot, seed=s.seed)
+        samples = next(p for p in row["frontier"] if p["temperature"] == 1.0 and p["steps"] is None)
+        real = score_texts(real_texts(ds, s.samples, length), judges, s.n_boot, s.seed)
+        row["quality"] = {"samples": samples, "real": real, "temperature": 1.0, "length": length}
+        row["judges"] = {name: {**j, "real": real["judges"][name]["bits_per_char"], "real_ci": real["judges"][name]["ci"]}
+                         for name, j in samples["judges"].items()}
+        row["independent_judges"] = [j.name for j in judges if not isinstance(j, ModelJudge)]   # the ones that are no run at all
+        row["curve"] = []
+        for p in row["frontier"]:
+            if p["steps"] is None: continue
+            say(f"speed at {p['steps']} steps")
+            sp = generation_speed(model, s.gen_batch, length, p["steps"], s.seed, s.timing_repeats)
+            row["curve"].append({"steps": p["steps"], "tokens_per_s": sp["tokens_per_s"], "entropy": p["entropy"]["mean"],
+                                 "judges": p["judges"]})
+        span = min(s.span, model.config.block_size // 2)
+        say("forward/reverse")
+        row.update(span_task(model, ds, s.n_pairs, span, s.choices, s.span_repeats, s.seed, n_boot=s.n_boot))
+        row["baselines"] = baselines if baselines is not None else span_baselines(ds, s.n_pairs, span, s.choices,
+                                                                                  model.config.block_size, s.seed, n_boot=s.n_boot)
+        row["sample"] = samples["example"]
+        return row
 
 # %% ../nbs/10d_report.ipynb #6d6aa95d
 def evaluate(paths, judge=(), settings: EvalSettings | None = None, dataset: str | None = None, device="auto",

@@ -8,8 +8,8 @@ import math
 from collections import Counter
 import torch
 from .paradigm import Paradigm
-from .data import TextDataset
-from .likelihood import Run, val_windows
+from .data import TextDataset, check_tokenizer
+from .likelihood import Run, val_windows, windowed_nll, evaluating
 
 # %% auto #0
 __all__ = ['UNKNOWN', 'NGramJudge', 'ModelJudge', 'judges_for', 'bootstrap_interval', 'char_entropy', 'distinct_ngrams',
@@ -141,24 +141,11 @@ class ModelJudge:
         "The corpus the judge was trained on."
         return self.run.corpus
 
-    @torch.no_grad()
     def text_bits(self, texts: list[str]) -> list[tuple[float, int]]:
-        "(bits, characters) of each text: encoded with the judge's tokenizer, scored in windows of its block_size."
-        model, bs = self.run.model, self.run.model.config.block_size
-        chunks, chars = [], []                                     # chunks: (text index, ids)
-        for i, text in enumerate(texts):
-            ids, dropped = _encode_lenient(self.run.tokenizer, text)
-            chars.append(len(text) - dropped)
-            chunks += [(i, ids[s:s + bs]) for s in range(0, len(ids), bs)]
-        nats = [0.0] * len(texts)
-        by_length = {}
-        for i, ids in chunks: by_length.setdefault(len(ids), []).append((i, ids))
-        for group in by_length.values():
-            for s in range(0, len(group), self.batch_size):
-                part = group[s:s + self.batch_size]
-                scored = model.nll(torch.tensor([ids for _, ids in part], device=model.device))   # (b,)
-                for (i, _), v in zip(part, scored.double().tolist()): nats[i] += v
-        return [(n / math.log(2), c) for n, c in zip(nats, chars)]
+        "(bits, characters) of each text: encoded with the judge's tokenizer, scored in windows of its block_size (`windowed_nll`)."
+        encoded = [_encode_lenient(self.run.tokenizer, text) for text in texts]        # (ids, characters dropped) per text
+        nats = windowed_nll(self.run.model, [ids for ids, _ in encoded], self.batch_size)
+        return [(n / math.log(2), len(text) - dropped) for n, text, (_, dropped) in zip(nats, texts, encoded)]
 
 def judges_for(run: Run, model_judges: list, independent: list) -> list:
     "The judges of `run`: the `independent` ones, and every model judge on its corpus that is not of its paradigm."
@@ -205,11 +192,13 @@ def score_texts(texts: list[str], judges: list, n_boot: int = 1000, seed: int = 
 def sample_texts(model: Paradigm, tokenizer, n: int, length: int, temperature: float = 1.0, steps: int | None = None,
                  batch: int = 64, seed: int = 0) -> list[str]:
     "`n` samples of `length` tokens at `temperature` (and `steps` for iterative models), decoded to text."
+    check_tokenizer(model, tokenizer, "decode samples of")
     texts = []
-    for i, start in enumerate(range(0, n, batch)):
-        gen = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + i)   # one stream per batch
-        ids = model.generate(min(batch, n - start), length, temperature=temperature, steps=steps, generator=gen)
-        texts += [tokenizer.decode(row.tolist()) for row in ids]
+    with evaluating(model):                                                              # no dropout while sampling
+        for i, start in enumerate(range(0, n, batch)):
+            gen = torch.Generator(device=model.device).manual_seed(seed * 1_000_003 + i)   # one stream per batch
+            ids = model.generate(min(batch, n - start), length, temperature=temperature, steps=steps, generator=gen)
+            texts += [tokenizer.decode(row.tolist()) for row in ids]
     return texts
 
 def real_texts(dataset: TextDataset, n: int, length: int) -> list[str]:

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from .paradigm import Paradigm
 from .models import CheckpointError, load_model
-from .data import TextDataset
+from .data import TextDataset, check_tokenizer
 from .train import train
 
 # %% auto #0
-__all__ = ['Run', 'load_run', 'seeded', 'likelihood', 'MarkovSource', 'known_entropy', 'timed_generate', 'generation_speed',
-           'val_windows']
+__all__ = ['Run', 'load_run', 'seeded', 'evaluating', 'likelihood', 'windowed_nll', 'text_bpc', 'MarkovSource', 'known_entropy',
+           'timed_generate', 'generation_speed', 'val_windows']
 
 # %% ../nbs/10_eval.ipynb #9e7f7550
 @dataclass
@@ -67,16 +67,25 @@ def seeded(seed: int, device="cpu"):
         torch.manual_seed(seed)
         yield
 
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module):
+    "Run the block with `model` in eval mode (no dropout), then give each of its modules back its mode, also after an error."
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try: yield model
+    finally:
+        for module, training in modes: module.training = training
+
 @torch.no_grad()
 def likelihood(model: Paradigm, dataset: TextDataset, batch_size: int = 32, max_batches: int | None = None,
                mc_repeats: int = 2, seed: int = 0, split: str = "val") -> dict:
     "Bits per character/token/byte and perplexity of `model` on `split`: exact, or a bound with its Monte-Carlo error."
+    check_tokenizer(model, dataset)   # ids encoded by another tokenizer would mean other characters: a wrong score
     repeats = 1 if model.exact_nll else mc_repeats
     if repeats < 2 and not model.exact_nll:
         raise ValueError(f"mc_repeats={mc_repeats}: a bound needs at least 2 repeats to estimate its Monte-Carlo error")
-    model.eval()
     T = model.config.block_size
-    with seeded(seed, model.device):
+    with evaluating(model), seeded(seed, model.device):
         nats = torch.cat([torch.stack([model.nll(x).double().cpu() for _ in range(repeats)], 1)       # (B, R)
                           for x in dataset.iter_eval_batches(split, batch_size, T, max_batches, device=model.device)])
     n_tokens = nats.size(0) * T                                                                     # nats: (W, R)
@@ -89,6 +98,41 @@ def likelihood(model: Paradigm, dataset: TextDataset, batch_size: int = 32, max_
             "ppl": math.exp(nats_per_token), "bpc_mc_se": mc_se * bits / cpt, "bits_per_token_mc_se": mc_se * bits,
             "bits_per_byte_mc_se": mc_se * bits / bpt,
             "eval_windows": nats.size(0), "eval_tokens": n_tokens, "mc_repeats": repeats}
+
+# %% ../nbs/10_eval.ipynb #651fe878
+@torch.no_grad()
+def windowed_nll(model: Paradigm, sequences: list[list[int]], batch_size: int = 32, repeats: int = 1, seed: int = 0) -> list[float]:
+    "Nats of each token sequence, cut into windows of `block_size` (the last one shorter) scored on their own; a bound: mean of `repeats`."
+    T = model.config.block_size
+    by_length = {}                                   # windows of one length go through the model together
+    for i, ids in enumerate(sequences):
+        for start in range(0, len(ids), T):
+            window = ids[start:start + T]
+            by_length.setdefault(len(window), []).append((i, window))
+    nats = [0.0] * len(sequences)
+    with evaluating(model), seeded(seed, model.device):
+        for group in by_length.values():
+            for s in range(0, len(group), batch_size):
+                part = group[s:s + batch_size]
+                x = torch.tensor([ids for _, ids in part], device=model.device)                        # (b, length)
+                scored = torch.stack([model.nll(x).double().cpu() for _ in range(repeats)]).mean(0)   # (b,)
+                for (i, _), v in zip(part, scored.tolist()): nats[i] += v
+    return nats
+
+def text_bpc(model: Paradigm, text: str, tokenizer=None, mc_repeats: int = 2, seed: int = 0, batch_size: int = 32) -> float:
+    "Bits per character of `text` under `model`, by `likelihood`'s estimator; `tokenizer` defaults to `model.tokenizer`."
+    own = getattr(model, "tokenizer", None)
+    if tokenizer is None and own is None:
+        raise ValueError("text_bpc needs the tokenizer the model was trained with, and this model carries none (built by hand?): "
+                         "pass tokenizer=, e.g. the one load_model returns with the model")
+    if tokenizer is not None and own is not None and tokenizer.to_dict() != own.to_dict():
+        raise ValueError("tokenizer= is not the model's own, so its ids would mean other characters; "
+                         "leave tokenizer out to use model.tokenizer")
+    if not isinstance(text, str) or not text: raise ValueError(f"text must be a non-empty string, got {text!r}")
+    repeats = 1 if model.exact_nll else mc_repeats
+    if repeats < 1: raise ValueError(f"mc_repeats={mc_repeats}: a bound needs at least 1 draw")
+    ids = (tokenizer if tokenizer is not None else own).encode(text)
+    return windowed_nll(model, [ids], batch_size, repeats, seed)[0] / math.log(2) / len(text)
 
 # %% ../nbs/10_eval.ipynb #568956c7
 def _symbols(n: int) -> str:
@@ -199,10 +243,11 @@ def timed_generate(model: Paradigm, n: int, length: int, steps: int | None = Non
                    **kw) -> tuple[torch.Tensor, float]:
     "Samples `model.generate(n, length, steps=steps)` and the seconds they took: ((n, length), seconds)."
     gen = torch.Generator(device=model.device).manual_seed(seed)
-    _sync(model.device); t0 = time.perf_counter()
-    out = model.generate(n, length, steps=steps, generator=gen, **kw)   # (n, length)
-    _sync(model.device)
-    return out, time.perf_counter() - t0
+    with evaluating(model):                                             # no dropout while sampling
+        _sync(model.device); t0 = time.perf_counter()
+        out = model.generate(n, length, steps=steps, generator=gen, **kw)   # (n, length)
+        _sync(model.device); seconds = time.perf_counter() - t0
+    return out, seconds
 
 def generation_speed(model: Paradigm, n: int, length: int, steps: int | None = None, seed: int = 0,
                      repeats: int = 3) -> dict:

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -23,10 +24,10 @@ from .data import cache_root
 from .files import write_atomic, cpu_name
 
 # %% auto #0
-__all__ = ['SELECTIVE_SCANS', 'FUSED_CHUNK', 'SCAN_THREADS_ENV', 'SCAN_OPTIONS', 'selective_scan_materialized', 'check_scan',
-           'resolve_scan', 'selective_scan', 'CausalDepthwiseConv', 'MambaMixer', 'MambaConfig', 'MambaBlock', 'Mamba',
-           'intra_op_threads', 'SelectiveScan', 'thread_candidates', 'fastest_threads', 'random_scan_inputs',
-           'time_scan_threads', 'scan_threads_key', 'scan_threads', 'fused_selective_scan']
+__all__ = ['SELECTIVE_SCANS', 'AUTO_SCANS', 'FUSED_CHUNK', 'SCAN_THREADS_ENV', 'SCAN_OPTIONS', 'selective_scan_materialized',
+           'check_scan', 'resolve_scan', 'selective_scan', 'CausalDepthwiseConv', 'MambaMixer', 'MambaConfig',
+           'MambaBlock', 'Mamba', 'intra_op_threads', 'SelectiveScan', 'thread_candidates', 'fastest_threads',
+           'random_scan_inputs', 'time_scan_threads', 'scan_threads_key', 'scan_threads', 'fused_selective_scan']
 
 # %% ../nbs/07_mamba.ipynb #71b73e78
 def selective_scan_materialized(x, dt, A, B, C, D, method: str = "sequential") -> torch.Tensor:
@@ -41,6 +42,7 @@ def selective_scan_materialized(x, dt, A, B, C, D, method: str = "sequential") -
 
 # %% ../nbs/07_mamba.ipynb #6da18672
 SELECTIVE_SCANS: dict = {method: partial(selective_scan_materialized, method=method) for method in SCANS}
+AUTO_SCANS: dict = {"cpu": "sequential", "accelerator": "chunked"}  # what "auto" runs, by kind of device
 
 def check_scan(scan: str):
     "Raise a `ValueError` listing the valid options unless `scan` is `auto` or a name in `SELECTIVE_SCANS`."
@@ -48,10 +50,10 @@ def check_scan(scan: str):
         raise ValueError(f"unknown scan {scan!r}; valid options: {', '.join(('auto', *SELECTIVE_SCANS))}")
 
 def resolve_scan(scan: str, device: torch.device | str) -> str:
-    "The implementation that option `scan` names on `device`: `auto` is `fused` on CPU and `chunked` elsewhere."
+    "The implementation that option `scan` names on `device`: `auto` is what `AUTO_SCANS` says for the device's kind."
     check_scan(scan)
     if scan != "auto": return scan
-    return "fused" if torch.device(device).type == "cpu" else "chunked"
+    return AUTO_SCANS["cpu" if torch.device(device).type == "cpu" else "accelerator"]
 
 def selective_scan(x, dt, A, B, C, D, scan: str = "auto") -> torch.Tensor:
     "The selective SSM (arguments as in `selective_scan_materialized`, time-major) with the implementation `scan` names."
@@ -144,7 +146,7 @@ class MambaConfig(ModelConfig):
     d_state: int = 16        # N: SSM states per channel
     expand_factor: int = 2   # inner width / n_embd
     d_conv: int = 4          # width of the causal depthwise convolution
-    scan: str = "auto"       # auto, or a name in SELECTIVE_SCANS: sequential, blelloch, chunked, fused
+    scan: str = "auto"       # "auto" (the fastest for the device: AUTO_SCANS) or a name in SELECTIVE_SCANS
 
     def __post_init__(self):
         super().__post_init__()
@@ -366,15 +368,26 @@ def _read_choices(path: Path) -> dict:
     except (OSError, ValueError): return {}
     return table if isinstance(table, dict) else {}
 
-def _write_choices(path: Path, table: dict):
+def _write_choices(path: Path, table: dict) -> bool:
+    "Save `table` to `path`; False (and a warning) if it cannot be written."
     try: write_atomic(path, json.dumps(table, indent=1) + "\n")
     except OSError as e:
         warnings.warn(f"could not save the fused scan's thread count to {path} ({e}); it will be measured again")
+        return False
+    return True
+
+def _say_measured(entry: dict, path: Path, saved: bool):
+    "The one line that a measurement prints: what was timed, the choice, where it is kept, how to skip or override it."
+    times = ", ".join(f"{n} thread{'s' * (n != '1')} {ms:.1f} ms" for n, ms in entry["median_ms"].items())
+    kept = f"saved in {path} (delete it to measure again)" if saved else "not saved (see the warning)"
+    print(f"nanoparadigm: timed the fused Mamba scan's forward + backward on this CPU (median: {times}): using "
+          f"{entry['threads']} thread{'s' * (entry['threads'] != 1)}, {kept}; set {SCAN_THREADS_ENV}=N to skip "
+          "the measurement and use N threads", file=sys.stderr, flush=True)
 
 def scan_threads(cache_file: Path | str | None = None, measure=None) -> int:
     """Intra-op threads for the fused scan on CPU: `$NANOPARADIGM_SCAN_THREADS` if set; else the count that
-    `measure(candidates)` (default `time_scan_threads`) found fastest on this machine, measured once and kept in
-    `cache_file` (default `cache_root()/scan_threads.json`) under `scan_threads_key()`."""
+    `measure(candidates)` (default `time_scan_threads`) found fastest on this machine, measured once (saying so in one
+    line on stderr) and kept in `cache_file` (default `cache_root()/scan_threads.json`) under `scan_threads_key()`."""
     if env := os.environ.get(SCAN_THREADS_ENV, "").strip():
         if not env.isdigit() or int(env) < 1:
             raise ValueError(f"{SCAN_THREADS_ENV}={env!r}: must be a positive integer, or unset to measure the best count")
@@ -389,7 +402,7 @@ def scan_threads(cache_file: Path | str | None = None, measure=None) -> int:
             timings = (measure or time_scan_threads)(candidates)
             entry = {"threads": fastest_threads(timings),
                      "median_ms": {str(n): round(1e3 * statistics.median(t), 2) for n, t in timings.items()}}
-            _write_choices(path, {**table, key: entry})
+            _say_measured(entry, path, _write_choices(path, {**table, key: entry}))
         _chosen_threads[(path, key)] = entry["threads"]
     return _chosen_threads[(path, key)]
 
@@ -399,4 +412,5 @@ def fused_selective_scan(x, dt, A, B, C, D) -> torch.Tensor:
     return SelectiveScan.apply(x, dt, A, B, C, D, FUSED_CHUNK, scan_threads() if x.device.type == "cpu" else None)
 
 SELECTIVE_SCANS["fused"] = fused_selective_scan
+AUTO_SCANS["cpu"] = "fused"                                           # what "auto" runs on CPU from here on
 SCAN_OPTIONS = ("auto", *SELECTIVE_SCANS)                             # every value of MambaConfig.scan

@@ -9,7 +9,7 @@ import pickle
 from pathlib import Path
 from typing import NamedTuple
 import torch
-from .files import save_atomic
+from .files import save_atomic, pick_device
 from .tokenizers import tokenizer_from_dict
 from .paradigm import Paradigm, ModelConfig
 from .ar import AR, ARConfig
@@ -58,8 +58,15 @@ class CheckpointError(ValueError):
 CHECKPOINT_KEYS = ("paradigm", "config", "model")
 
 def save_checkpoint(path, model: Paradigm, tokenizer=None, **extra) -> Path:
-    "Write a self-describing checkpoint of `model` (and `tokenizer`, and `extra` plain data) atomically to `path`."
-    if tokenizer is not None and not isinstance(tokenizer, dict): tokenizer = tokenizer.to_dict()
+    "Write a self-describing checkpoint of `model`, its tokenizer (default `model.tokenizer`) and `extra` plain data atomically."
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if tokenizer is None:  # refused here, not later: load_model could not turn text into ids for this file
+        raise ValueError(f"save_checkpoint({str(path)!r}, model) needs the tokenizer the model reads: pass tokenizer=... "
+                         "(the dataset's .tokenizer); a checkpoint without one cannot be loaded with load_model")
+    if not isinstance(tokenizer, dict): tokenizer = tokenizer.to_dict()
+    if (n := tokenizer_from_dict(tokenizer).vocab_size) != model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {n} tokens but the model's vocab_size is {model.config.vocab_size}; "
+                         "pass the tokenizer the model was built for")
     return save_atomic(path, {"paradigm": model.name, "config": model.config.to_dict(), "tokenizer": tokenizer,
                               "model": model.state_dict(), **extra})
 
@@ -137,13 +144,13 @@ class Loaded(NamedTuple):
     path: Path
 
 def load_model(path, device="cpu", paradigm: str | None = None, max_params: int | None = None) -> Loaded:
-    "Load the checkpoint at `path` for use; `paradigm`, if given, must be the one it holds. Problems raise `CheckpointError`."
-    path = Path(path)
+    "Load the checkpoint at `path` for use (`model.tokenizer` set); `paradigm`, if given, must be the one it holds."
+    path, device = Path(path), pick_device(device)  # "auto", "cuda", "cpu", a torch.device: checked, with a message
     if paradigm is not None: get_entry(paradigm)  # an unknown name lists the valid ones
     ckpt = load_checkpoint(path)
     if paradigm is not None and ckpt["paradigm"] != paradigm:
-        raise CheckpointError(f"{path} holds a '{ckpt['paradigm']}' model, not '{paradigm}'; drop --model (the checkpoint "
-                              f"knows its paradigm) or pass a checkpoint of the '{paradigm}' paradigm")
+        raise CheckpointError(f"{path} holds a '{ckpt['paradigm']}' model, not '{paradigm}'; leave the paradigm out (--model, "
+                              f"paradigm=: the checkpoint knows its paradigm) or pass a checkpoint of the '{paradigm}' paradigm")
     if not isinstance(ckpt.get("tokenizer"), dict):
         raise CheckpointError(f"{path} has no tokenizer, so text cannot be turned into ids; use a checkpoint written by nanoparadigm_train")
     try: tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
@@ -155,4 +162,5 @@ def load_model(path, device="cpu", paradigm: str | None = None, max_params: int 
                               "the checkpoint is inconsistent: use another one or retrain")
     train_args = ckpt.get("train_args") or {}
     if not isinstance(train_args, dict): raise CheckpointError(f"{path}: its train_args entry is not a dict")
+    model.tokenizer = tokenizer  # what the model's ids mean: scoring a dataset checks it (`check_tokenizer`)
     return Loaded(model, tokenizer, train_args, path)

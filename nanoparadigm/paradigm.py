@@ -11,8 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['ModelConfig', 'check_positive', 'sample_from_logits', 'Paradigm', 'shift_right', 'LeftToRight', 'stratified_uniform',
-           'Denoiser']
+__all__ = ['ModelConfig', 'check_positive', 'sample_from_logits', 'paradigms_with', 'Paradigm', 'shift_right', 'LeftToRight',
+           'stratified_uniform', 'DenoiserConfig', 'Denoiser']
 
 # %% ../nbs/01a_paradigm.ipynb #8048d873
 @dataclass
@@ -69,7 +69,7 @@ def sample_from_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: in
     return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
 
 # %% ../nbs/01a_paradigm.ipynb #11631336
-def _paradigms_with(attr: str) -> list[str]:
+def paradigms_with(attr: str) -> list[str]:
     "Names of the defined paradigm classes whose class attribute `attr` is true (found by walking the subclasses)."
     names, todo = [], list(Paradigm.__subclasses__())
     while todo:
@@ -110,17 +110,24 @@ class Paradigm(nn.Module):
         "Negative log-likelihood (or its upper bound) of each row of `x` (B, T), in nats: (B,)."
         raise NotImplementedError
 
-    def generate(self, n: int, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
+    def generate(self, n: int | None, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
                  steps: int | None = None, callback=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        "`n` samples of `length` new tokens after `prompt`: (n, length). `callback(step, tokens)` sees each step."
+        """`n` samples of `length` new tokens after `prompt`: (n, length), the new tokens only (not the prompt).
+        `prompt`: ids shared by every sample, or a batch (n, P) of prompts, one per sample (`n=None` takes n from it).
+        `callback(step, tokens)` sees each step."""
         raise NotImplementedError
+
+    def rows(self, n: int | None, prompt) -> int:
+        "How many samples `generate` draws: `n`, or, when it is None, the rows of a batched (n, P) prompt (else 1)."
+        if n is not None: return n
+        return prompt.size(0) if isinstance(prompt, torch.Tensor) and prompt.dim() == 2 else 1
 
     def infill(self, prefix, suffix, fill_length: int, steps: int | None = None, *, n: int = 1,
                temperature: float = 1.0, top_k: int | None = None, callback=None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         "`n` fillings of `fill_length` tokens between `prefix` and `suffix`: (n, fill_length)."
         raise ValueError(f"the '{self.name}' paradigm generates left to right and cannot infill; "
-                         f"use one of: {', '.join(_paradigms_with('can_infill'))}")
+                         f"use one of: {', '.join(paradigms_with('can_infill'))}")
 
     def check_batch(self, x, what: str = "x") -> torch.Tensor:
         """`x` as `loss` and `nll` need it: a 2-D integer tensor (B, T) of ids in [0, vocab_size), with T <= block_size
@@ -207,6 +214,7 @@ class LeftToRight(Paradigm):
 
     @torch.no_grad()
     def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None, generator=None):
+        n = self.rows(n, prompt)
         check_positive(n=n, length=length)
         context = torch.cat([torch.full((n, 1), self.bos, dtype=torch.long, device=self.device),
                              self.token_ids(prompt, n)], 1)                  # (n, 1 + P)
@@ -225,11 +233,24 @@ def stratified_uniform(n: int, generator: torch.Generator | None = None, device=
     return (u + torch.arange(n, device=device) / n) % 1.0                               # (n,)
 
 
+@dataclass
+class DenoiserConfig(ModelConfig):
+    "Config of a window denoiser: `ModelConfig` plus the number of passes `generate` and `infill` take by default."
+    sampling_steps: int = 64     # denoising steps of `generate`/`infill` when `steps` is not given
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(sampling_steps=self.sampling_steps)
+
+
 class Denoiser(Paradigm):
     "A paradigm that refines a whole window of at most `block_size` tokens in `steps` passes: generation and infilling share it."
     can_infill = True
     exact_nll = False
     iterative = True
+
+    def __init__(self, config: DenoiserConfig):
+        super().__init__(config)   # a `DenoiserConfig`: its `sampling_steps` is the default of `generate` and `infill`
 
     def denoise(self, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
                 top_k: int | None = None, callback=None, region: slice = slice(None),
@@ -266,7 +287,7 @@ class Denoiser(Paradigm):
     def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None,
                  generator=None, **options):
         "`n` samples of `length` tokens after the clamped `prompt`, refined in `steps` passes (default: the config's)."
-        return self._fill(n, prompt, length, None, steps, ("prompt", "length"), temperature=temperature, top_k=top_k,
+        return self._fill(self.rows(n, prompt), prompt, length, None, steps, ("prompt", "length"), temperature=temperature, top_k=top_k,
                           callback=callback, generator=generator, **options)
 
     def infill(self, prefix, suffix, fill_length, steps=None, *, n=1, temperature=1.0, top_k=None, callback=None,

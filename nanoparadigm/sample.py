@@ -13,6 +13,7 @@ from .files import command, pick_device
 from .paradigm import Paradigm, check_positive
 from .tokenizers import render
 from .models import load_model
+from .data import check_tokenizer
 
 # %% auto #0
 __all__ = ['encode_text', 'default_length', 'generate_text', 'infill_text', 'Trace', 'main']
@@ -44,6 +45,7 @@ def generate_text(model: Paradigm, tokenizer, prompt: str = "", length: int | No
                   temperature: float = 1.0, top_k: int | None = None, steps: int | None = None, seed: int | None = None,
                   callback=None) -> list[str]:
     "`num_samples` texts: `prompt` followed by `length` new tokens (default: one window) sampled from `model`."
+    check_tokenizer(model, tokenizer, "sample")
     ids = encode_text(tokenizer, prompt) if prompt else []
     if length is None: length = default_length(model, len(ids))
     _check_sampling(temperature, length=length, num_samples=num_samples, top_k=top_k, steps=steps)
@@ -55,9 +57,10 @@ def infill_text(model: Paradigm, tokenizer, prefix: str, suffix: str, fill_lengt
                 temperature: float = 1.0, top_k: int | None = None, steps: int | None = None, seed: int | None = None,
                 callback=None) -> list[str]:
     "`num_samples` fillings (the new text only) of `fill_length` tokens between `prefix` and `suffix`."
+    check_tokenizer(model, tokenizer, "infill")
     _check_sampling(temperature, fill_length=fill_length, num_samples=num_samples, top_k=top_k, steps=steps)
-    if not model.can_infill: model.infill([], [], fill_length)  # the paradigm's own error names those that can
     before, after = encode_text(tokenizer, prefix, "prefix"), encode_text(tokenizer, suffix, "suffix")
+    if not model.can_infill: model.infill(before, after, fill_length)  # the paradigm's own error: the real sizes, who can
     out = model.infill(before, after, fill_length, steps, n=num_samples, temperature=temperature, top_k=top_k,
                        callback=callback, generator=_generator(model, seed))                     # (n, fill_length)
     return [tokenizer.decode(row.tolist()) for row in out]

@@ -8,8 +8,8 @@ import inspect
 import math
 import torch
 from .paradigm import Paradigm, LeftToRight
-from .data import TextDataset
-from .likelihood import seeded
+from .data import TextDataset, check_tokenizer
+from .likelihood import seeded, evaluating
 from .judges import NGramJudge, bootstrap_interval
 
 # %% auto #0
@@ -53,42 +53,44 @@ def _known_mask(T: int, target: slice, device) -> torch.Tensor:
 def span_nll(model: Paradigm, windows: torch.Tensor, target: slice, repeats: int = 2, seed: int = 0,
              batch_size: int = 64) -> tuple[torch.Tensor | None, str]:
     "-ln p(target span | rest of the window) of each window (N, T) in nats (N,), and how: 'exact', 'Bayes', 'bound' or 'none'."
-    T = windows.size(1)
-    start, stop, _ = target.indices(T)
-    batches = [w.to(model.device) for w in windows.split(batch_size)]
-    if isinstance(model, LeftToRight):
-        if stop == T: rest, how = slice(0, start), "exact"                            # forward: the chain rule
-        elif start == 0: rest, how = slice(stop, T), "Bayes"                          # reverse: Bayes, stationary text
-        else: raise ValueError("a left-to-right model scores a span given the text on one side of it: put the target at "
-                               "the start or the end of the window")
-        joint = torch.cat([model.nll(x).double().cpu() for x in batches])
-        given = torch.cat([model.nll(x[:, rest]).double().cpu() for x in batches]) if rest.stop > rest.start else 0
-        return joint - given, how
-    if not has_conditional_nll(model): return None, "none"
-    known = _known_mask(T, target, model.device)
-    with seeded(seed, model.device):
-        nats = torch.stack([torch.cat([model.nll(x, known=known).double().cpu() for x in batches]) for _ in range(repeats)])
-    return nats.mean(0), "bound"
+    with evaluating(model):   # scored without dropout; the caller's mode comes back after
+        T = windows.size(1)
+        start, stop, _ = target.indices(T)
+        batches = [w.to(model.device) for w in windows.split(batch_size)]
+        if isinstance(model, LeftToRight):
+            if stop == T: rest, how = slice(0, start), "exact"                            # forward: the chain rule
+            elif start == 0: rest, how = slice(stop, T), "Bayes"                          # reverse: Bayes, stationary text
+            else: raise ValueError("a left-to-right model scores a span given the text on one side of it: put the target at "
+                                   "the start or the end of the window")
+            joint = torch.cat([model.nll(x).double().cpu() for x in batches])
+            given = torch.cat([model.nll(x[:, rest]).double().cpu() for x in batches]) if rest.stop > rest.start else 0
+            return joint - given, how
+        if not has_conditional_nll(model): return None, "none"
+        known = _known_mask(T, target, model.device)
+        with seeded(seed, model.device):
+            nats = torch.stack([torch.cat([model.nll(x, known=known).double().cpu() for x in batches]) for _ in range(repeats)])
+        return nats.mean(0), "bound"
 
 @torch.no_grad()
 def choice_scores(model: Paradigm, windows: torch.Tensor, target: slice, candidates: torch.Tensor, repeats: int = 2,
                   seed: int = 0, batch_size: int = 64) -> tuple[torch.Tensor, str]:
     "Scores (N, K) in nats of `candidates` (N, K, k) put in the `target` of `windows` (N, T) (lower is better), and how."
-    scores, conditional = [], not isinstance(model, LeftToRight) and has_conditional_nll(model)
-    for j in range(candidates.size(1)):
-        x = windows.clone()
-        x[:, target] = candidates[:, j]                                                # (N, T)
-        if isinstance(model, LeftToRight):   # the joint ranks as the exact conditional: p(rest) is the same for all
-            how = "exact"
-            scores.append(torch.cat([model.nll(b.to(model.device)).double().cpu() for b in x.split(batch_size)]))
-            continue
-        known = _known_mask(x.size(1), target, model.device) if conditional else None
-        how = "bound" if known is not None else "joint bound"
-        with seeded(seed, model.device):   # the same noise for every candidate: common random numbers
-            kw = {} if known is None else {"known": known}
-            scores.append(torch.stack([torch.cat([model.nll(b.to(model.device), **kw).double().cpu()
-                                                  for b in x.split(batch_size)]) for _ in range(repeats)]).mean(0))
-    return torch.stack(scores, 1), how                                                 # (N, K)
+    with evaluating(model):   # scored without dropout; the caller's mode comes back after
+        scores, conditional = [], not isinstance(model, LeftToRight) and has_conditional_nll(model)
+        for j in range(candidates.size(1)):
+            x = windows.clone()
+            x[:, target] = candidates[:, j]                                                # (N, T)
+            if isinstance(model, LeftToRight):   # the joint ranks as the exact conditional: p(rest) is the same for all
+                how = "exact"
+                scores.append(torch.cat([model.nll(b.to(model.device)).double().cpu() for b in x.split(batch_size)]))
+                continue
+            known = _known_mask(x.size(1), target, model.device) if conditional else None
+            how = "bound" if known is not None else "joint bound"
+            with seeded(seed, model.device):   # the same noise for every candidate: common random numbers
+                kw = {} if known is None else {"known": known}
+                scores.append(torch.stack([torch.cat([model.nll(b.to(model.device), **kw).double().cpu()
+                                                      for b in x.split(batch_size)]) for _ in range(repeats)]).mean(0))
+        return torch.stack(scores, 1), how                                                 # (N, K)
 
 # %% ../nbs/10b_spans.ipynb #61d7d7d5
 def distractor_spans(dataset: TextDataset, truth: torch.Tensor, choices: int, seed: int = 0, split: str = "val") -> torch.Tensor:
@@ -114,6 +116,7 @@ def _summary(correct: torch.Tensor, nats, chars: list[int], n_boot: int, seed: i
 def span_task(model: Paradigm, dataset: TextDataset, n_pairs: int = 256, span: int = 16, choices: int = 8, repeats: int = 2,
               seed: int = 0, batch_size: int = 64, n_boot: int = 1000) -> dict:
     "Forward and reverse: conditional bits per character and K-way accuracy of the target span, with intervals."
+    check_tokenizer(model, dataset)   # spans encoded by another tokenizer would mean other characters
     T = model.config.block_size
     pairs, out = span_pairs(dataset, n_pairs, span, T), {}
     for i, direction in enumerate(("forward", "reverse")):

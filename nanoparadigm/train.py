@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.distributed as dist
+from fastcore.basics import patch
 from tqdm import tqdm
 
 from .files import (write_atomic, FolderLock, Failure, check_output_dir, pick_device, pick_dtype, autocast, command,
                                 flags_of, INT64_MAX, DTYPES)
 from .paradigm import Paradigm, check_positive
 from .tokenizers import TOKENIZERS
-from .data import TextDataset, make_generator, load_corpus
+from .data import TextDataset, make_generator, load_corpus, corpus_name
 from .models import PARADIGMS, get_entry, build_model, save_checkpoint, load_checkpoint, model_from_checkpoint, CheckpointError
 
 # %% auto #0
@@ -41,9 +42,9 @@ RECIPE_DEFAULTS = {"lr": 1e-3, "ema_decay": 0.0}  # the settings a paradigm's `t
 @dataclass
 class TrainArgs:
     "Every setting of a training run; the model's shape is the paradigm's config, given as `config`."
-    paradigm: str = "ar"            # paradigm: a name in `models.PARADIGMS` (ar, diffusion, flow, mamba)
-    dataset: str = "shakespeare"    # shakespeare, wikitext, wikitext-sample, or the path of a UTF-8 text file
-    tokenizer: str = "char"         # char or bpe
+    paradigm: str = "ar"            # paradigm: a name in `models.PARADIGMS`
+    dataset: str = "shakespeare"    # shakespeare, wikitext, wikitext-sample, or the path of a UTF-8 text file (Python: also a text, a list of documents or a TextDataset)
+    tokenizer: str = "char"         # char or bpe (Python: also a tokenizer object)
     bpe_vocab_size: int = 512       # vocabulary size of the bpe tokenizer
     data_dir: str | None = None     # folder of WikiText-2's raw files (default: $NANOPARADIGM_DATA, else the download cache)
     config: dict = field(default_factory=dict)  # fields of the paradigm's config (n_layer, n_embd, block_size, ...); the rest keep its defaults
@@ -63,7 +64,8 @@ class TrainArgs:
     eval_batches: int = 20          # validation batches per evaluation
     out_dir: str | None = None      # output folder (default: out/<model>)
     resume: bool = False            # continue the run in out_dir from its last.pt
-    quiet: bool = False             # no progress bar: one line per evaluation, for log files
+    quiet: bool = False             # print nothing but warnings and errors
+    log_lines: bool = False         # no progress bar: one line per evaluation, for log files
     seed: int = 1337                # random seed
     device: str = "auto"            # auto (cuda, then mps, then cpu), cpu, cuda, cuda:<index> or mps
     compile: bool = False           # torch.compile the training step
@@ -127,8 +129,13 @@ def check_args(args: TrainArgs):
     get_entry(args.paradigm)  # unknown paradigm: the message lists the registered ones
     if args.dtype not in DTYPES:
         raise ValueError(f"dtype={args.dtype!r}: must be one of {', '.join(DTYPES)} (float16 would need loss scaling; bfloat16 does not)")
-    if args.tokenizer not in TOKENIZERS:
-        raise ValueError(f"unknown tokenizer {args.tokenizer!r}; use one of: {', '.join(TOKENIZERS)}")
+    if isinstance(args.tokenizer, str) and args.tokenizer not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {args.tokenizer!r}; use one of: {', '.join(TOKENIZERS)} (or a tokenizer object)")
+    if not isinstance(args.tokenizer, (str, dict)) and not hasattr(args.tokenizer, "to_dict"):
+        raise ValueError(f"tokenizer={type(args.tokenizer).__name__}: must be 'char', 'bpe', a tokenizer (CharTokenizer, BPETokenizer) or its to_dict()")
+    if not isinstance(args.dataset, (str, os.PathLike, list, tuple, dict, TextDataset)):
+        raise ValueError(f"dataset={type(args.dataset).__name__}: must be a corpus name, a file path, a text, a list of documents, "
+                         "a dict of splits or a TextDataset")
     if not isinstance(args.config, dict): raise ValueError(f"config={args.config!r}: must be a dict of model settings")
     check_positive(**{k: getattr(args, k) for k in ("batch_size", "max_steps", "eval_interval", "eval_batches", "bpe_vocab_size")})
     _check_number("seed", args.seed, int, 0, INT64_MAX)
@@ -264,8 +271,8 @@ def _sum_over_ranks(values: list[float], info: DistInfo) -> list[float]:
     return t.tolist()
 
 # %% ../nbs/08_train.ipynb #d8792ea7
-RESUME_FREE = ("max_steps", "epochs", "max_time", "eval_interval", "eval_batches", "out_dir", "resume", "quiet", "device",
-               "compile", "data_dir", "dtype")  # settings a resumed run may change
+RESUME_FREE = ("max_steps", "epochs", "max_time", "eval_interval", "eval_batches", "out_dir", "resume", "quiet", "log_lines",
+               "device", "compile", "data_dir", "dtype")  # settings a resumed run may change
 
 def _explicit(args: TrainArgs) -> set:
     "The settings of `args` that differ from the defaults (what a caller of the Python API evidently chose)."
@@ -282,14 +289,15 @@ def resumed_args(args: TrainArgs, saved: dict, path, given: set | None = None) -
         mine, theirs = getattr(args, f.name), saved[f.name]
         if f.name == "config":
             if not isinstance(theirs, dict): raise CheckpointError(f"{path}: its saved model config is not a dict")
-            conflicts += [f"--{k} {v} (the run used {theirs[k]})" for k, v in mine.items()   # other paradigms' fields: ignored
+            conflicts += [f"{k}={v!r} (the run used {theirs[k]!r})" for k, v in mine.items()   # other paradigms' fields: ignored
                           if k in given and k in theirs and theirs[k] != v]
         elif f.name in given and mine != theirs:
-            conflicts.append(f"--{'model' if f.name == 'paradigm' else f.name} {mine} (the run used {theirs})")
+            flag = " (--model)" if f.name == "paradigm" else ""   # the one setting whose flag has another name
+            conflicts.append(f"{f.name}={mine!r}{flag} (the run used {theirs!r})")
         merged[f.name] = theirs
     if conflicts:
-        raise ValueError(f"cannot resume {path} with {', '.join(conflicts)}; drop those flags to continue that run, "
-                         "or pass a new --out_dir to start another")
+        raise ValueError(f"cannot resume {path} with {', '.join(conflicts)}; leave those settings out to continue that run, "
+                         "or give a new out_dir to start another")
     resumed = replace(args, **merged)
     try: check_args(resumed)
     except (ValueError, TypeError) as e: raise CheckpointError(f"{path}: the settings saved in it are invalid ({e})") from None
@@ -325,9 +333,26 @@ class TrainResult:
     interrupted: bool = False  # stopped early by Ctrl-C, SIGTERM or the callback; resume to finish
     stop_signal: int | None = None  # the signal that stopped it (SIGINT, SIGTERM), None otherwise
 
+def _tokenizer_kind(tokenizer) -> str:
+    "How a run records its tokenizer setting: 'char' or 'bpe' (the tokenizer itself goes into every checkpoint)."
+    if isinstance(tokenizer, str): return tokenizer
+    return (tokenizer if isinstance(tokenizer, dict) else tokenizer.to_dict()).get("type", type(tokenizer).__name__)
+
+def _dataset(source, args: TrainArgs, tokenizer) -> TextDataset:
+    "The run's dataset: `source` itself if it is a TextDataset (its tokenizer must be the run's on resume), else built from it."
+    if isinstance(source, str) and source.startswith("text in memory ("):
+        raise ValueError(f"the run in {args.run_dir} trained on {source}; to resume it, pass that text again as dataset=")
+    if not isinstance(source, TextDataset):
+        return TextDataset(source, tokenizer=tokenizer, bpe_vocab_size=args.bpe_vocab_size, data_dir=args.data_dir)
+    if isinstance(tokenizer, dict) and tokenizer != source.tokenizer.to_dict():  # resuming: the checkpoint's tokenizer
+        raise ValueError(f"cannot resume {args.run_dir} on this TextDataset: its tokenizer differs from the one the run "
+                         "trained with; build it with the checkpoint's tokenizer (load_model(...).tokenizer)")
+    return source
+
 # %% ../nbs/08_train.ipynb #cb0a5f4a
 class Trainer:
-    "One training run: `setup` (a fresh start, or `resume`), `train_step`, `evaluate_and_save`, `finish`; `run` does it all."
+    """One training run, the loop of the first section grown: `run` is that loop; `setup`, `train_step`,
+    `evaluate_and_save`, `save`, `resume` and `finish` (defined below, one concern each) fill it in."""
     def __init__(self, args: TrainArgs, info: DistInfo, device: torch.device, callback=None, given: set | None = None):
         self.args, self.info, self.device, self.callback, self.given = args, info, device, callback, given
         self.step = self.tokens = self.saved_at = 0
@@ -337,182 +362,17 @@ class Trainer:
         self.stop_signal = None   # the signal that asked the loop to stop, if one did
 
     def log(self, *msg, err: bool = False):
-        "Print a line (rank 0 only), above the progress bar."
-        if self.info.main: tqdm.write(" ".join(map(str, msg)), file=sys.stderr if err else sys.stdout)
+        "Print a line (rank 0 only), above the progress bar; `quiet` keeps only warnings and errors (`err`)."
+        if self.info.main and (err or not self.args.quiet): tqdm.write(" ".join(map(str, msg)), file=sys.stderr if err else sys.stdout)
 
     @property
     def eval_model(self) -> Paradigm:
         "The weights that are evaluated, sampled and saved: the average when there is one."
         return self.ema.model if self.ema is not None else self.model
 
-    def setup(self):
-        "Data, model, optimizer, weight average and random streams; the run in `out_dir` continued if `args.resume`."
-        a, out = self.args, self.args.run_dir
-        ckpt = None
-        if a.resume:
-            if not (out / "last.pt").is_file():
-                raise FileNotFoundError(f"nothing to resume: {out / 'last.pt'} does not exist; run without --resume to start a new run there")
-            ckpt = load_checkpoint(out / "last.pt")
-            a = self.args = resumed_args(a, ckpt.get("train_args", {}), out / "last.pt", self.given)
-        elif (out / "last.pt").exists():
-            self.log(f"note: {out} holds an earlier run; this new run replaces its files (--resume continues it instead)", err=True)
-        a = self.args = a.resolved()
-        self.dtype = pick_dtype(a.dtype, self.device)               # auto: decided here, on the machine that trains
-        a = self.args = replace(a, dtype=str(self.dtype).removeprefix("torch."))
-        tokenizer = ckpt["tokenizer"] if ckpt is not None and ckpt.get("tokenizer") else a.tokenizer
-        load = lambda: TextDataset(a.dataset, tokenizer=tokenizer, bpe_vocab_size=a.bpe_vocab_size, data_dir=a.data_dir)
-        if self.info.main: self.data = load()                 # rank 0 encodes (and caches) first, the others read the cache
-        if self.info.world_size > 1: dist.barrier()
-        if not self.info.main: self.data = load()
-        config, unused = model_config(a)
-        for k in unused: self.log(f"warning: --{k} {a.config[k]} is not used by the '{a.paradigm}' paradigm; ignored", err=True)
-        torch.manual_seed(a.seed)                                   # the same initial weights on every rank
-        self.model = build_model(a.paradigm, self.data.vocab_size, **config).to(self.device)
-        self.block_size = self.model.config.block_size
-        for split in ("train", "val"):
-            if self.data.n_tokens(split) < self.block_size:
-                raise ValueError(f"block_size {self.block_size} is larger than the {split} split of {a.dataset} "
-                                 f"({self.data.n_tokens(split):,} tokens); use a smaller --block_size or a longer text")
-        self.args = a = replace(a, config={k: v for k, v in self.model.config.to_dict().items() if k != "vocab_size"})
-        self.optimizer = make_optimizer(self.model, a, self.device)
-        self.ema = EMA(self.model, a.ema_decay) if a.ema_decay > 0 else None
-        self.batches = make_generator(a.seed, self.info.rank)                     # which windows this rank trains on
-        torch.manual_seed(_derived_seed("noise", a.seed, self.info.rank))         # dropout and the paradigms' noise
-        if ckpt is not None: self.resume(ckpt)
-        self.n_steps = total_steps(a, self.data.n_tokens("train"), self.block_size, self.info.world_size)
-        if self.step >= self.n_steps or self.time_up():
-            raise NothingToTrainError(f"nothing to train: the run in {out} is at step {self.step}"
-                             + (f" and --max_steps {a.max_steps} ends it there" if self.step >= self.n_steps else
-                                f" and has used its --max_time {a.max_time:g} s") + "; raise that limit to continue it")
-        self.step_tokens = a.batch_size * self.block_size * self.info.world_size
-        self.net = LossOf(self.model)
-        if self.info.world_size > 1:
-            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        if a.compile: self.net = torch.compile(self.net)
-        if self.info.main:
-            write_atomic(out / "config.json", json.dumps({
-                "train_args": asdict(a), "paradigm": a.paradigm, "model_config": self.model.config.to_dict(),
-                "num_params": self.model.num_params(), "tokenizer": self.data.tokenizer.to_dict().get("type"),
-                "vocab_size": self.data.vocab_size, "total_steps": self.n_steps, "world_size": self.info.world_size,
-                "device": str(self.device), "dtype": a.dtype, "torch": torch.__version__}, indent=2) + "\n")
-        budget = (f"{a.max_time:g} s of training" + (f" (at most {self.n_steps:,} steps)" if self.n_steps < UNLIMITED_STEPS else "")
-                  if a.max_time is not None else f"{self.n_steps:,} steps")
-        self.log(f"{a.paradigm}: {self.model.num_params():,} parameters on {self.device} x {self.info.world_size} in {a.dtype}; {self.data}; "
-                 f"{budget}, {self.step_tokens:,} tokens per step" + (f" (resuming at step {self.step})" if ckpt else ""))
-
-    def resume(self, ckpt: dict):
-        "Restore the weights, the optimizer, the average, the counters and every random stream saved in `ckpt`."
-        path = self.args.run_dir / "last.pt"
-        try:
-            self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            if self.ema is not None: self.ema.model.load_state_dict(ckpt["model"])
-            self.step, self.tokens, self.best = ckpt["step"], ckpt["tokens"], ckpt["best_val_loss"]
-            self.metrics, self.elapsed = list(ckpt["metrics"]), ckpt["elapsed"]
-            self.pending, self.saved_at = list(ckpt.get("pending_losses", [])), self.step
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            raise CheckpointError(f"{path} does not match the model it describes "
-                                  f"({str(e).splitlines()[0]}); start a new run without --resume") from None
-        rngs = ckpt.get("rng", [])
-        if len(rngs) == self.info.world_size:
-            _set_rng_states(rngs[self.info.rank], self.device); self.batches.set_state(rngs[self.info.rank]["data"])
-        else:  # another number of processes: continue with fresh, still deterministic, streams
-            self.log(f"warning: the run had {len(rngs)} process(es), this one has {self.info.world_size}; "
-                     "random streams restart, so the result will differ from an uninterrupted run", err=True)
-            self.batches = make_generator(_derived_seed("resume", self.args.seed, self.step), self.info.rank)
-            torch.manual_seed(_derived_seed("noise-resume", self.args.seed + self.step, self.info.rank))
-
     def time_up(self) -> bool:
         "True when a wall-clock budget is spent."
         return self.args.max_time is not None and self.elapsed >= self.args.max_time
-
-    def schedule_steps(self) -> int:
-        "The step the cosine ends at: `n_steps`, or under a time budget the step the current pace will reach."
-        a = self.args
-        if a.max_time is None or self.step == 0 or self.elapsed == 0: return self.n_steps
-        return min(self.n_steps, max(self.step + 1, round(self.step * a.max_time / self.elapsed)))
-
-    def _diverged(self, what: str) -> NonFiniteLossError:
-        kept = (f"{self.args.run_dir} keeps the checkpoints of step {self.saved_at}" if self.saved_at else
-                "no checkpoint was written yet (it diverged before the first evaluation)")
-        return NonFiniteLossError(f"{what}: training stopped; {kept}; lower --lr (now {self.args.lr:g}) or --grad_clip and start again")
-
-    def train_step(self) -> float:
-        "One optimizer step on one batch; returns the training loss (averaged over processes)."
-        a, t0 = self.args, time.perf_counter()
-        lr = lr_at(self.step, a.lr, a.min_lr if a.min_lr is not None else a.lr / 10, a.warmup_steps, self.schedule_steps())
-        for group in self.optimizer.param_groups: group["lr"] = lr
-        x = self.data.get_batch("train", a.batch_size, self.block_size, self.batches, device=self.device)  # (B, T)
-        with autocast(self.device, self.dtype): loss = self.net(x)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), a.grad_clip if a.grad_clip > 0 else math.inf)
-        loss_sum, norm = _sum_over_ranks([loss.item()], self.info)[0], grad_norm.item()  # norms agree: gradients are averaged
-        if not math.isfinite(loss_sum): raise self._diverged(f"training loss is {loss_sum / self.info.world_size} at step {self.step + 1}")
-        if not math.isfinite(norm): raise self._diverged(f"gradient norm is {norm} at step {self.step + 1}")
-        self.optimizer.step()
-        self.step += 1; self.tokens += self.step_tokens
-        if self.ema is not None: self.ema.update(self.model, self.step)
-        self.last_loss, self.lr = loss_sum / self.info.world_size, lr
-        self.pending.append(self.last_loss)
-        dt = time.perf_counter() - t0
-        self.session_time += dt; self.session_tokens += self.step_tokens; self.elapsed += dt
-        return self.last_loss
-
-    def evaluation_due(self) -> bool:
-        "True at every `eval_interval`-th step, at the last step, and when the time is up."
-        return self.step % self.args.eval_interval == 0 or self.step == self.n_steps or self.time_up()
-
-    def evaluate_and_save(self):
-        "Evaluate the weights on the validation windows, log the row, and write the checkpoints."
-        a, t0 = self.args, time.perf_counter()
-        val = mean_nll(self.eval_model, self.data, a.batch_size, self.block_size, a.eval_batches, a.seed,
-                       rank=self.info.rank, world_size=self.info.world_size)
-        if not math.isfinite(val): raise self._diverged(f"validation loss is {val} at step {self.step}")
-        self.elapsed += time.perf_counter() - t0
-        row = dict(step=self.step, tokens=self.tokens, time=round(self.elapsed, 3), train_loss=sum(self.pending) / len(self.pending),
-                   val_loss=val, val_bpc=self.data.bits_per_char(val), lr=self.lr)
-        self.metrics.append(row); self.pending = []
-        self.best = min(self.best, val)
-        t1 = time.perf_counter()
-        self.save(best=val == self.best)
-        self.elapsed += time.perf_counter() - t1
-        self.log(f"step {row['step']:>6} | tokens {row['tokens'] / 1e6:7.2f}M | train {row['train_loss']:.4f} | "
-                 f"val {val:.4f}{'' if self.model.exact_nll else ' (bound)'} nats/token, {row['val_bpc']:.4f} bits/char | "
-                 f"lr {row['lr']:.2e} | {row['time']:7.1f} s")
-
-    def save(self, best: bool = False):
-        "Gather every rank's random states; rank 0 writes last.pt (and best.pt if `best`) and metrics.jsonl."
-        rng = {**_rng_states(self.device), "data": self.batches.get_state()}
-        rngs = [None] * self.info.world_size
-        if self.info.world_size > 1: dist.all_gather_object(rngs, rng)
-        else: rngs = [rng]
-        self.saved_at = self.step
-        if not self.info.main: return
-        out, tok = self.args.run_dir, self.data.tokenizer
-        common = dict(step=self.step, tokens=self.tokens, best_val_loss=self.best, metrics=self.metrics, train_args=asdict(self.args))
-        if best: save_checkpoint(out / "best.pt", self.eval_model, tok, **common)
-        raw = {"train_model": self.model.state_dict()} if self.ema is not None else {}
-        save_checkpoint(out / "last.pt", self.eval_model, tok, optimizer=self.optimizer.state_dict(), rng=rngs, elapsed=self.elapsed,
-                        pending_losses=self.pending, world_size=self.info.world_size, **raw, **common)
-        write_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.metrics))
-
-    def finish(self) -> TrainResult:
-        "Log the summary (and a sample, unless quiet) and return the `TrainResult`."
-        tok_s = self.session_tokens / self.session_time if self.session_time else 0.0
-        model = self.eval_model.eval()
-        if self.info.main and not self.interrupted and self.metrics:
-            last = self.metrics[-1]
-            self.log(f"done: {self.step} steps, {self.tokens / 1e6:.2f}M tokens, {self.elapsed:.1f} s, {tok_s:,.0f} tokens/s; final val "
-                     f"{last['val_loss']:.4f} nats/token ({last['val_bpc']:.4f} bits/char){'' if model.exact_nll else ' (bound)'}, "
-                     f"best {self.best:.4f}; checkpoints in {self.args.run_dir}")
-            if not self.args.quiet:  # a glimpse of what the model learned
-                with preserve_rng(self.device):
-                    sample = model.generate(1, self.block_size, generator=torch.Generator(device=self.device).manual_seed(self.args.seed))
-                self.log("sample:\n" + self.data.decode(sample[0].cpu()))
-        return TrainResult(model=model, metrics=self.metrics, wall_time=self.elapsed, out_dir=self.args.run_dir, step=self.step,
-                           tokens=self.tokens, best_val_loss=self.best, tokens_per_s=tok_s, interrupted=self.interrupted,
-                           stop_signal=self.stop_signal)
 
     @contextlib.contextmanager
     def _signals_stop(self):
@@ -531,7 +391,7 @@ class Trainer:
         "Set up, then train step by step with evaluations, until the budget is spent or a stop is requested."
         self.setup()
         self.model.train()
-        bar = tqdm(total=self.n_steps, initial=self.step, disable=self.args.quiet or not self.info.main, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=self.n_steps, initial=self.step, disable=self.args.quiet or self.args.log_lines or not self.info.main, unit="step", dynamic_ncols=True)
         with self._signals_stop():
             try:
                 while self.step < self.n_steps and not self.time_up():
@@ -550,9 +410,218 @@ class Trainer:
             finally: bar.close()
         return self.finish()
 
+# %% ../nbs/08_train.ipynb #6adc9e10
+@patch
+def setup(self: Trainer):
+    "Data, model, optimizer, weight average and random streams; the run in `out_dir` continued if `args.resume`."
+    source, tokenizer, ckpt = self._settle_args()
+    a = self.args
+    load = lambda: _dataset(source, a, tokenizer)
+    if self.info.main: self.data = load()                 # rank 0 encodes (and caches) first, the others read the cache
+    if self.info.world_size > 1: dist.barrier()
+    if not self.info.main: self.data = load()
+    config, unused = model_config(a)
+    for k in unused: self.log(f"warning: --{k} {a.config[k]} is not used by the '{a.paradigm}' paradigm; ignored", err=True)
+    torch.manual_seed(a.seed)                                   # the same initial weights on every rank
+    self.model = build_model(a.paradigm, self.data.vocab_size, **config).to(self.device)
+    self.block_size = self.model.config.block_size
+    for split in ("train", "val"):
+        if self.data.n_tokens(split) < self.block_size:
+            raise ValueError(f"block_size {self.block_size} is larger than the {split} split of {a.dataset} "
+                             f"({self.data.n_tokens(split):,} tokens); use a smaller --block_size or a longer text")
+    self.args = a = replace(a, config={k: v for k, v in self.model.config.to_dict().items() if k != "vocab_size"})
+    self.optimizer = make_optimizer(self.model, a, self.device)
+    self.ema = EMA(self.model, a.ema_decay) if a.ema_decay > 0 else None
+    self.batches = make_generator(a.seed, self.info.rank)                     # which windows this rank trains on
+    torch.manual_seed(_derived_seed("noise", a.seed, self.info.rank))         # dropout and the paradigms' noise
+    if ckpt is not None: self.resume(ckpt)
+    self._plan_steps()
+    self.net = LossOf(self.model)
+    if self.info.world_size > 1:
+        self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+    if a.compile: self.net = torch.compile(self.net)
+    self._announce(resumed=ckpt is not None)
+
+@patch
+def _settle_args(self: Trainer) -> tuple:
+    "The run's settings, final: names for data given as objects, the saved ones on resume, the recipe, the dtype."
+    a, out = self.args, self.args.run_dir
+    source, tokenizer = a.dataset, a.tokenizer   # as given: in Python, maybe objects; recorded by name below
+    a = self.args = replace(a, dataset=corpus_name(source), tokenizer=_tokenizer_kind(a.tokenizer))
+    ckpt = None
+    if a.resume:
+        if not (out / "last.pt").is_file():
+            raise FileNotFoundError(f"nothing to resume: {out / 'last.pt'} does not exist; run without --resume to start a new run there")
+        ckpt = load_checkpoint(out / "last.pt")
+        named = a.dataset
+        a = self.args = resumed_args(a, ckpt.get("train_args", {}), out / "last.pt", self.given)
+        if a.dataset != named: source = a.dataset        # no dataset given: the run's own
+        if ckpt.get("tokenizer"): tokenizer = ckpt["tokenizer"]
+    elif (out / "last.pt").exists():
+        self.log(f"note: {out} holds an earlier run; this new run replaces its files (--resume continues it instead)", err=True)
+    a = self.args = a.resolved()
+    self.dtype = pick_dtype(a.dtype, self.device)               # auto: decided here, on the machine that trains
+    self.args = replace(a, dtype=str(self.dtype).removeprefix("torch."))
+    return source, tokenizer, ckpt
+
+@patch
+def _plan_steps(self: Trainer):
+    "How many steps the run takes, checked against where it stands and against the warmup."
+    a = self.args
+    self.n_steps = total_steps(a, self.data.n_tokens("train"), self.block_size, self.info.world_size)
+    self.step_tokens = a.batch_size * self.block_size * self.info.world_size
+    if a.warmup_steps >= self.n_steps:
+        self.log(f"warning: warmup_steps={a.warmup_steps} is not below the run's {self.n_steps:,} steps, so the learning rate "
+                 f"never reaches lr={a.lr:g}; lower warmup_steps (e.g. to {max(1, self.n_steps // 10)})", err=True)
+    if self.step >= self.n_steps or self.time_up():
+        raise NothingToTrainError(f"nothing to train: the run in {a.run_dir} is at step {self.step}"
+                         + (f" and --max_steps {a.max_steps} ends it there" if self.step >= self.n_steps else
+                            f" and has used its --max_time {a.max_time:g} s") + "; raise that limit to continue it")
+
+@patch
+def _announce(self: Trainer, resumed: bool):
+    "Write config.json (what the run is) and log one line saying it."
+    a = self.args
+    if self.info.main:
+        write_atomic(a.run_dir / "config.json", json.dumps({
+            "train_args": asdict(a), "paradigm": a.paradigm, "model_config": self.model.config.to_dict(),
+            "num_params": self.model.num_params(), "tokenizer": self.data.tokenizer.to_dict().get("type"),
+            "vocab_size": self.data.vocab_size, "total_steps": self.n_steps, "world_size": self.info.world_size,
+            "device": str(self.device), "dtype": a.dtype, "torch": torch.__version__}, indent=2) + "\n")
+    budget = (f"{a.max_time:g} s of training" + (f" (at most {self.n_steps:,} steps)" if self.n_steps < UNLIMITED_STEPS else "")
+              if a.max_time is not None else f"{self.n_steps:,} steps")
+    self.log(f"{a.paradigm}: {self.model.num_params():,} parameters on {self.device} x {self.info.world_size} in {a.dtype}; {self.data}; "
+             f"{budget}, {self.step_tokens:,} tokens per step" + (f" (resuming at step {self.step})" if resumed else ""))
+
+# %% ../nbs/08_train.ipynb #0240f3a0
+@patch
+def schedule_steps(self: Trainer) -> int:
+    "The step the cosine ends at: `n_steps`, or under a time budget the step the current pace will reach."
+    a = self.args
+    if a.max_time is None or self.step == 0 or self.elapsed == 0: return self.n_steps
+    return min(self.n_steps, max(self.step + 1, round(self.step * a.max_time / self.elapsed)))
+
+@patch
+def _diverged(self: Trainer, what: str) -> NonFiniteLossError:
+    kept = (f"{self.args.run_dir} keeps the checkpoints of step {self.saved_at}" if self.saved_at else
+            "no checkpoint was written yet (it diverged before the first evaluation)")
+    return NonFiniteLossError(f"{what}: training stopped; {kept}; lower --lr (now {self.args.lr:g}) or --grad_clip and start again")
+
+@patch
+def train_step(self: Trainer) -> float:
+    "One optimizer step on one batch; returns the training loss (averaged over processes)."
+    a, t0 = self.args, time.perf_counter()
+    lr = lr_at(self.step, a.lr, a.min_lr if a.min_lr is not None else a.lr / 10, a.warmup_steps, self.schedule_steps())
+    for group in self.optimizer.param_groups: group["lr"] = lr
+    x = self.data.get_batch("train", a.batch_size, self.block_size, self.batches, device=self.device)  # (B, T)
+    with autocast(self.device, self.dtype): loss = self.net(x)
+    self.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), a.grad_clip if a.grad_clip > 0 else math.inf)
+    loss_sum, norm = _sum_over_ranks([loss.item()], self.info)[0], grad_norm.item()  # norms agree: gradients are averaged
+    if not math.isfinite(loss_sum): raise self._diverged(f"training loss is {loss_sum / self.info.world_size} at step {self.step + 1}")
+    if not math.isfinite(norm): raise self._diverged(f"gradient norm is {norm} at step {self.step + 1}")
+    self.optimizer.step()
+    self.step += 1; self.tokens += self.step_tokens
+    if self.ema is not None: self.ema.update(self.model, self.step)
+    self.last_loss, self.lr = loss_sum / self.info.world_size, lr
+    self.pending.append(self.last_loss)
+    dt = time.perf_counter() - t0
+    self.session_time += dt; self.session_tokens += self.step_tokens; self.elapsed += dt
+    return self.last_loss
+
+# %% ../nbs/08_train.ipynb #e3813b51
+@patch
+def evaluation_due(self: Trainer) -> bool:
+    "True at every `eval_interval`-th step, at the last step, and when the time is up."
+    return self.step % self.args.eval_interval == 0 or self.step == self.n_steps or self.time_up()
+
+@patch
+def evaluate_and_save(self: Trainer):
+    "Evaluate the weights on the validation windows, log the row, and write the checkpoints."
+    a, t0 = self.args, time.perf_counter()
+    val = mean_nll(self.eval_model, self.data, a.batch_size, self.block_size, a.eval_batches, a.seed,
+                   rank=self.info.rank, world_size=self.info.world_size)
+    if not math.isfinite(val): raise self._diverged(f"validation loss is {val} at step {self.step}")
+    self.elapsed += time.perf_counter() - t0
+    row = dict(step=self.step, tokens=self.tokens, time=round(self.elapsed, 3), train_loss=sum(self.pending) / len(self.pending),
+               val_loss=val, val_bpc=self.data.bits_per_char(val), lr=self.lr)
+    self.metrics.append(row); self.pending = []
+    self.best = min(self.best, val)
+    t1 = time.perf_counter()
+    self.save(best=val == self.best)
+    self.elapsed += time.perf_counter() - t1
+    self.log(f"step {row['step']:>6} | tokens {row['tokens'] / 1e6:7.2f}M | train {row['train_loss']:.4f} | "
+             f"val {val:.4f}{'' if self.model.exact_nll else ' (bound)'} nats/token, {row['val_bpc']:.4f} bits/char | "
+             f"lr {row['lr']:.2e} | {row['time']:7.1f} s")
+
+@patch
+def save(self: Trainer, best: bool = False):
+    "Gather every rank's random states; rank 0 writes last.pt (and best.pt if `best`) and metrics.jsonl."
+    rng = {**_rng_states(self.device), "data": self.batches.get_state()}
+    rngs = [None] * self.info.world_size
+    if self.info.world_size > 1: dist.all_gather_object(rngs, rng)
+    else: rngs = [rng]
+    self.saved_at = self.step
+    if not self.info.main: return
+    out, tok = self.args.run_dir, self.data.tokenizer
+    common = dict(step=self.step, tokens=self.tokens, best_val_loss=self.best, metrics=self.metrics, train_args=asdict(self.args))
+    if best: save_checkpoint(out / "best.pt", self.eval_model, tok, **common)
+    raw = {"train_model": self.model.state_dict()} if self.ema is not None else {}
+    save_checkpoint(out / "last.pt", self.eval_model, tok, optimizer=self.optimizer.state_dict(), rng=rngs, elapsed=self.elapsed,
+                    pending_losses=self.pending, world_size=self.info.world_size, **raw, **common)
+    write_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.metrics))
+
+@patch
+def resume(self: Trainer, ckpt: dict):
+    "Restore the weights, the optimizer, the average, the counters and every random stream saved in `ckpt`."
+    path = self.args.run_dir / "last.pt"
+    try:
+        self.model.load_state_dict(ckpt.get("train_model", ckpt["model"]))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.ema is not None: self.ema.model.load_state_dict(ckpt["model"])
+        self.step, self.tokens, self.best = ckpt["step"], ckpt["tokens"], ckpt["best_val_loss"]
+        self.metrics, self.elapsed = list(ckpt["metrics"]), ckpt["elapsed"]
+        self.pending, self.saved_at = list(ckpt.get("pending_losses", [])), self.step
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} does not match the model it describes "
+                              f"({str(e).splitlines()[0]}); start a new run without --resume") from None
+    rngs = ckpt.get("rng", [])
+    if len(rngs) == self.info.world_size:
+        _set_rng_states(rngs[self.info.rank], self.device); self.batches.set_state(rngs[self.info.rank]["data"])
+    else:  # another number of processes: continue with fresh, still deterministic, streams
+        self.log(f"warning: the run had {len(rngs)} process(es), this one has {self.info.world_size}; "
+                 "random streams restart, so the result will differ from an uninterrupted run", err=True)
+        self.batches = make_generator(_derived_seed("resume", self.args.seed, self.step), self.info.rank)
+        torch.manual_seed(_derived_seed("noise-resume", self.args.seed + self.step, self.info.rank))
+
+# %% ../nbs/08_train.ipynb #9a17150d
+@patch
+def finish(self: Trainer) -> TrainResult:
+    "Log the summary (and a sample, unless quiet) and return the `TrainResult`."
+    tok_s = self.session_tokens / self.session_time if self.session_time else 0.0
+    model = self.eval_model.eval()
+    if self.info.main and not self.interrupted and self.metrics:
+        last = self.metrics[-1]
+        self.log(f"done: {self.step} steps, {self.tokens / 1e6:.2f}M tokens, {self.elapsed:.1f} s, {tok_s:,.0f} tokens/s; final val "
+                 f"{last['val_loss']:.4f} nats/token ({last['val_bpc']:.4f} bits/char){'' if model.exact_nll else ' (bound)'}, "
+                 f"best {self.best:.4f}; checkpoints in {self.args.run_dir}")
+        if not (self.args.quiet or self.args.log_lines):  # a glimpse of what the model learned
+            with preserve_rng(self.device):
+                sample = model.generate(1, self.block_size, generator=torch.Generator(device=self.device).manual_seed(self.args.seed))
+            self.log("sample:\n" + self.data.decode(sample[0].cpu()))
+    model.tokenizer = self.data.tokenizer   # what its ids mean, checked by everything that scores it
+    return TrainResult(model=model, metrics=self.metrics, wall_time=self.elapsed, out_dir=self.args.run_dir, step=self.step,
+                       tokens=self.tokens, best_val_loss=self.best, tokens_per_s=tok_s, interrupted=self.interrupted,
+                       stop_signal=self.stop_signal)
+
 # %% ../nbs/08_train.ipynb #eb0ed714
 def train(args: TrainArgs | None = None, callback=None, given: set | None = None, **settings) -> TrainResult:
     "Train as `args` (and/or keyword `settings`) say; `callback(trainer)` returning True stops. `given`: the flags typed."
+    if args is not None and not isinstance(args, TrainArgs):
+        raise TypeError(f"train's first argument is a TrainArgs, not a {type(args).__name__}: train builds the model from its "
+                        "settings, e.g. train(paradigm='ar', n_layer=2, max_steps=100); to train a model object of your own, "
+                        "write the loop: loss = model.loss(batch); loss.backward(); optimizer.step()")
     args = (args or TrainArgs()).updated(**settings)
     check_args(args)
     check_output_dir(args.out_dir if args.out_dir is not None else args.run_dir)
@@ -600,6 +669,8 @@ def train_flags() -> list[tuple]:
             recipe = {p: {**RECIPE_DEFAULTS, **e.cls.train_defaults}[name] for p, e in PARADIGMS.items()}
             help = help.split(" (default")[0] + f" (default: the paradigm's recipe: {_defaults_text(recipe)})"
         if name == "dtype": help += f"; here auto is {str(pick_dtype('auto', pick_device('auto'))).removeprefix('torch.')}"
+        if name == "paradigm": help = f"paradigm: {', '.join(PARADIGMS)}"      # the registry, as it is now
+        if name in ("dataset", "tokenizer"): help = help.split(" (Python:")[0]  # objects are for the Python API only
         flags.append((name, hint, default, help))
     for name, users in config_fields().items():
         cfgs = {p: PARADIGMS[p].config for p in users}

@@ -174,7 +174,7 @@ class Transformer(nn.Module):
         if self.wpe is not None: x = x + self.wpe(pos)
         rope = (self.rope_cos[pos], self.rope_sin[pos]) if self.wpe is None else None    # 2 x (T, hs/2)
         x = self.drop(x)
-        temb = self.time_mlp(timestep_embedding(t, x.size(-1))) if t is not None else None  # (B, C)
+        temb = self.time_mlp(timestep_embedding(t, x.size(-1)).to(x.dtype)) if t is not None else None  # (B, C), in the weights' dtype
         for i, block in enumerate(self.blocks): x = block(x, temb, cache, i, rope, attn_mask)
         if cache is not None and commit: cache.pos += T
         x = self.ln_f(x)

@@ -21,13 +21,13 @@ from .train import TrainArgs, train, train_or_reuse, model_config, UNLIMITED_STE
 from .likelihood import known_entropy
 from .facts import reversal_curse
 from .evaluate import (EvalSettings, evaluate, write_report, format_table, bound_cell, number_cell,
-                                   interval_cell, markdown_table, excess_note, KNOWN_ENTROPY_SIZE)
+                                   interval_cell, markdown_table, excess_note, EVAL_PRESETS, check_preset)
 from .sample import Trace
 
 # %% auto #0
 __all__ = ['BUDGETS', 'RunPlan', 'own_config', 'count_params', 'size_matched_config', 'plan_runs', 'train_all',
            'train_step_flops', 'ladder_points', 'plot_ladder', 'plot_curves', 'denoising_trace', 'plot_traces',
-           'machine_info', 'seed_spread', 'compare', 'headline_table', 'main']
+           'machine_info', 'seed_spread', 'report_markdown', 'compare', 'headline_table', 'main']
 
 # %% ../nbs/11_compare.ipynb #f6f69efd
 @dataclass
@@ -114,6 +114,8 @@ def train_all(plans, runs_dir, budget: str = "steps", max_steps: int = 2000, sec
         budget_args = dict(max_steps=max_steps, max_time=None) if budget == "steps" else dict(max_steps=UNLIMITED_STEPS, max_time=seconds)
         args = TrainArgs.make(paradigm=p.paradigm, out_dir=str(Path(runs_dir) / p.name), **{**train_args, **budget_args, **p.settings})
         result = train_or_reuse(args) if resume else train(args)
+        if result.tokens_per_s == 0 and not args.quiet:   # nothing trained in this session: a finished run, reused
+            print(f"{p.name}: reusing the finished run in {args.run_dir} ({result.step:,} steps)", flush=True)
         if result.interrupted:
             raise Stopped(f"stopped while training {p.name}: {args.run_dir / 'last.pt'} is saved; run the same command again "
                           "(without --fresh) to continue: finished runs are reused and this one resumes", result.stop_signal or signal.SIGINT)
@@ -218,15 +220,47 @@ def seed_spread(rows: list[dict]) -> dict:
         if r.get("role", "headline") in ("headline", "seed"): by.setdefault(r["paradigm"], []).append(r["bpc"])
     return {p: v for p, v in by.items() if len(v) > 1}
 
+def report_markdown(info: dict, rows: list, metrics: dict, known, eval_md: Path, ladder_pts, traces) -> str:
+    "The text of report.md: the settings, the training curves and their table, the evaluation, seeds, ladder and traces."
+    md = ["# nanoparadigm: head-to-head comparison\n",
+          markdown_table(["setting", "value"], [[k, v] for k, v in info.items() if v is not None]),
+          "\n## Validation bits per character during training\n",
+          "![validation bits/char against step and wall time](curves.png)\n",
+          markdown_table(["run", "role", "params", "steps", "wall time (min)", "val bits/char at the end (the trainer's "
+                          "estimate, on its evaluation batches)"] + (["excess on known entropy"] if known else []),
+                         [[r["name"], r["role"], f"{r['params'] / 1e6:.2f}M", metrics[r["name"]][-1]["step"],
+                           f"{metrics[r['name']][-1]['time'] / 60:.1f}",
+                           f"{metrics[r['name']][-1]['val_bpc']:.3f}{' (bound)' if r['bound'] else ''}"]
+                          + ([excess_note(r["paradigm"], known)] if known else []) for r in rows]),
+          "\n## Evaluation\n", eval_md.read_text(encoding="utf-8").split("\n", 1)[1]]
+    spread = seed_spread(rows)
+    if spread:
+        md += ["\n## Training seeds\n", markdown_table(["paradigm", "runs", "bits/char of each", "spread (max - min)"],
+               [[p, len(v), ", ".join(f"{x:.3f}" for x in v), f"{max(v) - min(v):.3f}"] for p, v in spread.items()])]
+    if ladder_pts:
+        md += ["\n## Compute ladder\n", "![validation bits/char against training compute](ladder.png)\n",
+               markdown_table(["run", "steps", "training FLOPs", "minutes", "val bits/char"] + (["excess on known entropy"] if known else []),
+                              [[q["name"], q["steps"], f"{q['flops']:.2e}", f"{q['minutes']:.1f}",
+                                f"{q['val_bpc']:.3f}{' (bound)' if q['bound'] else ''}"]
+                               + ([excess_note(q["paradigm"], known)] if known else []) for q in ladder_pts])]
+    if traces:
+        md += ["\n## Denoising traces\n", "![denoising traces](traces.png)\n"]
+        for name, lines in traces.items(): md += [f"**{name}**\n", "```\n" + "\n".join(lines) + "\n```\n"]
+    return "\n".join(md)
+
+
 def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int = 2000, seconds: float | None = None,
-            eval_settings: EvalSettings | None = None, reversal_steps: int = 6000, reversal_config: dict | None = None,
-            entropy_steps: int = 1500, entropy_config: dict | None = None, trace_steps: int | None = None,
+            eval_settings: EvalSettings | None = None, reversal_steps: int | None = None, reversal_config: dict | None = None,
+            entropy_steps: int | None = None, entropy_config: dict | None = None, trace_steps: int | None = None,
             resume: bool = True, command: str | None = None, seeds=(), seed_paradigms=("ar", "diffusion"),
-            size_matched: bool = False, ladder=(), ladder_paradigms=("ar", "diffusion"), **train_args) -> dict:
-    "Train `paradigms` (default: all registered) and the fairness runs under one budget, evaluate them and write `out/report.md`."
+            size_matched: bool = False, ladder=(), ladder_paradigms=("ar", "diffusion"), preset: str = "full",
+            quiet: bool = True, **train_args) -> dict:
+    """Train `paradigms` (default: all registered) and the fairness runs under one budget, evaluate them and write
+    `out/report.md`. The evaluation's sizes are `preset`'s (see `EVAL_PRESETS`) unless given; not `quiet`: progress lines."""
     paradigms = list(PARADIGMS) if paradigms is None else list(paradigms)
     if not paradigms: raise ValueError("no paradigm to compare: name at least one (e.g. ar,diffusion), or none for all")
     for p in paradigms: get_entry(p)
+    sizes = EVAL_PRESETS[check_preset(preset)]
     out = check_output_dir(out, "--out")
     with FolderLock(out, "--out"):
         machine = machine_info()   # before anything is written: a report folder kept in git would make the tree look edited
@@ -234,18 +268,18 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
         data = TextDataset(base.dataset, tokenizer=base.tokenizer, bpe_vocab_size=base.bpe_vocab_size, data_dir=base.data_dir)
         plans = plan_runs(paradigms, base.seed, seeds, seed_paradigms, size_matched, "ar", ladder, ladder_paradigms, max_steps,
                           data.vocab_size, base.config)
-        metrics = train_all(plans, out / "runs", budget, max_steps, seconds, resume, **train_args)
-        settings = eval_settings or EvalSettings()
+        metrics = train_all(plans, out / "runs", budget, max_steps, seconds, resume, **{"quiet": quiet, **train_args})
+        settings = eval_settings or EvalSettings.from_preset(preset)
         evaluated = [p for p in plans if p.role != "ladder"]
-        rows = evaluate([out / "runs" / p.name / "best.pt" for p in evaluated], settings=settings, device=base.device)
+        rows = evaluate([out / "runs" / p.name / "best.pt" for p in evaluated], settings=settings, device=base.device, quiet=quiet)
         for row, plan in zip(rows, evaluated): row.update(name=plan.name, role=plan.role)
         bounds = {p: not get_entry(p).cls.exact_nll for p in paradigms}
-        device = rows[0]["device"]
-        same = dict(dtype=base.dtype)   # the experiments that train do so in the precision of the runs
-        reversal = (reversal_curse(paradigms, max_steps=reversal_steps, device=device, **{**same, **(reversal_config or {})})
-                    if reversal_steps else None)
-        known = known_entropy(paradigms, max_steps=entropy_steps, device=device,
-                              **{**same, **(entropy_config or KNOWN_ENTROPY_SIZE)}) if entropy_steps else None
+        device, same = rows[0]["device"], dict(dtype=base.dtype, quiet=quiet)   # the experiments train in the runs' precision
+        steps = sizes.reversal_steps if reversal_steps is None else reversal_steps
+        reversal = (reversal_curse(paradigms, max_steps=steps, device=device, **{**same, **sizes.reversal, **(reversal_config or {})})
+                    if steps else None)
+        steps = sizes.entropy_steps if entropy_steps is None else entropy_steps
+        known = known_entropy(paradigms, max_steps=steps, device=device, **{**same, **(entropy_config or sizes.entropy)}) if steps else None
         eval_md = write_report(rows, out, settings, reversal, known)
         headline = {p.name: metrics[p.name] for p in plans if p.role == "headline"}
         plot_curves(headline, {p: bounds[p] for p in headline}).savefig(out / "curves.png", dpi=120, bbox_inches="tight")
@@ -256,40 +290,17 @@ def compare(paradigms=None, out="report", budget: str = "steps", max_steps: int 
                   for p in plans if p.role == "headline" and get_entry(p.paradigm).cls.iterative}
         if traces: plot_traces(traces).savefig(out / "traces.png", dpi=120, bbox_inches="tight")
         info = {**machine, "command": command, "budget": budget, "max_steps": max_steps if budget == "steps" else None,
-                "seconds": seconds if budget == "wallclock" else None,
+                "seconds": seconds if budget == "wallclock" else None, "evaluation": settings.preset,
                 "train_minutes": round(sum(m[-1]["time"] for m in metrics.values() if m) / 60, 1),  # of the runs, reused or not
                 "train_args": dict(train_args), "flops_per_step": flops}
-        md = ["# nanoparadigm: head-to-head comparison\n",
-              markdown_table(["setting", "value"], [[k, v] for k, v in info.items() if v is not None]),
-              "\n## Validation bits per character during training\n",
-              "![validation bits/char against step and wall time](curves.png)\n",
-              markdown_table(["run", "role", "params", "steps", "wall time (min)", "val bits/char at the end (the trainer's "
-                              "estimate, on its evaluation batches)"] + (["excess on known entropy"] if known else []),
-                             [[r["name"], r["role"], f"{r['params'] / 1e6:.2f}M", metrics[r["name"]][-1]["step"],
-                               f"{metrics[r['name']][-1]['time'] / 60:.1f}",
-                               f"{metrics[r['name']][-1]['val_bpc']:.3f}{' (bound)' if r['bound'] else ''}"]
-                              + ([excess_note(r["paradigm"], known)] if known else []) for r in rows]),
-              "\n## Evaluation\n", eval_md.read_text(encoding="utf-8").split("\n", 1)[1]]
-        spread = seed_spread(rows)
-        if spread:
-            md += ["\n## Training seeds\n", markdown_table(["paradigm", "runs", "bits/char of each", "spread (max - min)"],
-                   [[p, len(v), ", ".join(f"{x:.3f}" for x in v), f"{max(v) - min(v):.3f}"] for p, v in spread.items()])]
-        if ladder_pts:
-            md += ["\n## Compute ladder\n", "![validation bits/char against training compute](ladder.png)\n",
-                   markdown_table(["run", "steps", "training FLOPs", "minutes", "val bits/char"] + (["excess on known entropy"] if known else []),
-                                  [[q["name"], q["steps"], f"{q['flops']:.2e}", f"{q['minutes']:.1f}",
-                                    f"{q['val_bpc']:.3f}{' (bound)' if q['bound'] else ''}"]
-                                   + ([excess_note(q["paradigm"], known)] if known else []) for q in ladder_pts])]
-        if traces:
-            md += ["\n## Denoising traces\n", "![denoising traces](traces.png)\n"]
-            for name, lines in traces.items(): md += [f"**{name}**\n", "```\n" + "\n".join(lines) + "\n```\n"]
         report = out / "report.md"
-        write_atomic(report, "\n".join(md))
+        write_atomic(report, report_markdown(info, rows, metrics, known, eval_md, ladder_pts, traces))
         write_atomic(out / "report.json", json.dumps({"info": info, "plans": [asdict(p) for p in plans], "metrics": metrics,
                                                       "rows": rows, "reversal": reversal, "known_entropy": known,
                                                       "ladder": ladder_pts, "traces": traces}, indent=1))
     return {"report": report, "rows": rows, "metrics": metrics, "reversal": reversal, "known_entropy": known,
             "ladder": ladder_pts, "traces": traces, "info": info, "plans": plans}
+
 
 # %% ../nbs/11_compare.ipynb #4e089f9f
 def headline_table(report) -> str:
@@ -350,9 +361,9 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
          batch_size: int = 32,  # windows per training step
          block_size: int = 128,  # context length
          eval_batches: int = 0,  # validation batches for the final bits/char (0: the whole split)
-         samples: int = 256,  # samples per run scored by the judges, and per point of the quality/diversity frontier
-         reversal_steps: int = 6000,  # training steps of every paradigm in the reversal-curse experiment (0: skip it)
-         entropy_steps: int = 1500,  # training steps of every paradigm on text of known entropy (0: skip it)
+         samples: int = None,  # samples per run scored by the judges, and per point of the quality/diversity frontier (default: the preset's)
+         reversal_steps: int = None,  # training steps of every paradigm in the reversal-curse experiment (0: skip it; default: the preset's, 1000 standard, 6000 full)
+         entropy_steps: int = None,  # training steps of every paradigm on text of known entropy (0: skip it; default: the preset's, 300 standard, 1500 full)
          seeds: str = None,  # training seeds of the paradigms in --seed_models, comma separated, e.g. 1337,1338 (default: --seed only)
          seed_models: str = "ar,diffusion",  # paradigms repeated with every seed of --seeds
          size_matched: bool = False,  # also train every paradigm whose parameter count differs from ar's by more than a tenth at a size within a tenth of it
@@ -363,21 +374,22 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
          seed: int = 1337,  # random seed
          device: str = "auto",  # auto, cpu, cuda or mps
          dtype: str = "auto",  # precision of training: auto (bfloat16 on a CUDA GPU with bf16 and on a CPU with native bf16 instructions, float32 elsewhere), float32 or bfloat16
-         quick: bool = False):  # a tiny model and evaluation, to check the pipeline in a minute
+         eval: str = "standard",  # sizes of the evaluation: quick, standard (every section in minutes) or full (the committed study's)
+         quiet: bool = False,  # no progress bars or lines, only the table and the report's path
+         quick: bool = False):  # a tiny model and --eval quick, to check the pipeline in a minute
     "Train every paradigm on the same data and budget, evaluate them, print the table and write a report folder."
     check_output_dir(out, "--out")
-    quick_eval = dict(samples=min(samples, 8)) if quick else {}
-    settings = (EvalSettings.quick(**quick_eval) if quick else EvalSettings(eval_batches=eval_batches or None, samples=samples))
+    preset = check_preset("quick" if quick else eval)
+    sizes = {**({"samples": samples} if samples else {}), **({"eval_batches": eval_batches} if eval_batches else {})}
+    settings = EvalSettings.from_preset(preset, **sizes)
     tiny = dict(n_layer=1, n_embd=32, n_head=2, eval_batches=2) if quick else {}
+    shown = {} if quiet else dict(log_lines=not sys.stderr.isatty())   # training: a bar at a terminal, else a line per evaluation
     res = compare(_names(models, "models"), out, budget, max_steps, seconds, settings,
-                  reversal_steps=min(reversal_steps, 5) if quick else reversal_steps,
-                  reversal_config=dict(repeats=5, batch_size=8, n_layer=1, n_embd=32) if quick else None,
-                  entropy_steps=min(entropy_steps, 5) if quick else entropy_steps,
-                  entropy_config=dict(n_chars=20_000, n_layer=1, n_embd=32, block_size=32, batch_size=8) if quick else None,
+                  reversal_steps=reversal_steps, entropy_steps=entropy_steps, preset=preset,
                   trace_steps=8 if quick else None, resume=not fresh, command=" ".join(["nanoparadigm_compare"] + sys.argv[1:]),
                   seeds=_ints(seeds, "seeds"), seed_paradigms=_names(seed_models, "seed_models", empty_ok=True) or (),
                   size_matched=size_matched, ladder=_ints(ladder, "ladder"), ladder_paradigms=_names(ladder_models, "ladder_models", empty_ok=True) or (),
                   dataset=dataset, tokenizer=tokenizer, bpe_vocab_size=bpe_vocab_size, eval_interval=eval_interval,
-                  batch_size=batch_size, block_size=block_size, seed=seed, device=device, dtype=dtype, log_lines=True, **tiny)
+                  batch_size=batch_size, block_size=block_size, seed=seed, device=device, dtype=dtype, quiet=quiet, **shown, **tiny)
     print(format_table(res["rows"], res["known_entropy"]))
     print(f"\nreport: {res['report'].resolve()}")

@@ -13,7 +13,7 @@ from .transformer import TransformerConfig
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'DiffusionConfig',
-           'Diffusion', 'unmask_step']
+           'Diffusion', 'unmask_step', 'denoising_figure']
 
 # %% ../nbs/04_diffusion.ipynb #1f138c29
 def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None,
@@ -52,8 +52,8 @@ class DiffusionConfig(TransformerConfig, DenoiserConfig):
     eps: float = 1e-3            # the schedule's alpha_1 = eps; "time" masking trains on times in [eps, 1] (weights 1/t <= 1/eps)
     masking: str = "time"        # how `loss` masks a window: "time" (each token with probability t, weight 1/t) or "count" (exactly k ~ U{1..T} tokens, weight T/k)
     mask_low: float = 0.3        # `loss` masks fractions of a window in [mask_low, mask_high] only: a clipped schedule as in
-    mask_high: float = 0.8       # block diffusion (the recipe section's winner); 0 and 1 train on the NELBO itself
-    dropout: float = 0.0         # the recipe: a denoiser that sees every masking rate does not overfit in 2000 steps
+    mask_high: float = 0.8       # block diffusion (the winner of the recipe runs, chapter 11a); 0 and 1 train on the NELBO itself
+    dropout: float = 0.0         # the recipe runs: a denoiser that sees every masking rate does not overfit in 2000 steps
 
     def __post_init__(self):
         super().__post_init__()
@@ -67,7 +67,7 @@ class DiffusionConfig(TransformerConfig, DenoiserConfig):
 class Diffusion(Denoiser):
     "MDLM: a bidirectional transformer denoiser with SUBS, trained on the continuous-time NELBO, sampled by unmasking."
     name = "diffusion"
-    train_defaults = {"ema_decay": 0.999}   # the recipe section: an average of the weights is evaluated, sampled and saved
+    train_defaults = {"ema_decay": 0.999}   # the recipe runs (chapter 11a): an average of the weights is evaluated, sampled and saved
 
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)
@@ -171,3 +171,27 @@ def denoise(self: Diffusion, window: torch.Tensor, known: torch.Tensor, steps: i
         if callback is not None: callback(steps - k + 1, z[:, region])
     self.sampling_stats = {"steps": steps, "model_calls": calls, "row_evaluations": rows}
     return z
+
+# %% ../nbs/04_diffusion.ipynb #b3edca79
+def denoising_figure(model: Diffusion, decode, length: int = 64, steps: int = 64, rows: int = 8, sampler: str | None = None,
+                     seed: int = 0, title: str = ""):
+    "A figure of one sample of `model` after `rows` evenly spaced steps of its sampler: grey masked, yellow just revealed."
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+    snaps = []
+    model.generate(1, length, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(seed),
+                   callback=lambda step, tok: snaps.append((step, tok[0].clone())))
+    picked = [snaps[round(i * (steps - 1) / (rows - 1))] for i in range(rows)]
+    ax = Figure(figsize=(length * 0.22, rows * 0.34 + 0.6)).subplots()
+    state, prev = [], torch.full((length,), model.mask_id)
+    for r, (step, tok) in enumerate(picked):
+        masked, new = tok == model.mask_id, (tok != model.mask_id) & (prev == model.mask_id)
+        state.append((~masked).long() + new.long())                                  # 0 masked, 1 seen, 2 new
+        for c, i in enumerate(tok.tolist()):
+            if i != model.mask_id:
+                ax.text(c, r, decode([i]).replace("\n", "⏎").replace(" ", "·"), ha="center", va="center", family="monospace", fontsize=9)
+        prev = tok
+    ax.imshow(torch.stack(state), cmap=ListedColormap(["#d0d0d0", "#ffffff", "#ffd54f"]), vmin=0, vmax=2, aspect="auto")
+    ax.set_yticks(range(rows), [f"step {s}" for s, _ in picked]); ax.set_xticks([])
+    ax.set_title(title)
+    return ax.figure

@@ -6,12 +6,13 @@
 from __future__ import annotations
 import glob
 import json
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
-from .files import command, check_output_dir, FolderLock, write_atomic, pick_device
+from .files import command, check_output_dir, FolderLock, write_atomic, pick_device, Progress
 from .data import check_tokenizer
 from .likelihood import Run, load_run, likelihood, generation_speed, known_entropy, evaluating
 from .judges import NGramJudge, ModelJudge, judges_for, score_texts, real_texts, frontier, plot_frontier
@@ -19,8 +20,9 @@ from .spans import span_task, span_baselines, plot_spans
 from .facts import reversal_curse, plot_reversal
 
 # %% auto #0
-__all__ = ['KNOWN_ENTROPY_SIZE', 'EvalSettings', 'make_judges', 'evaluate_run', 'evaluate', 'number_cell', 'interval_cell',
-           'bound_cell', 'markdown_table', 'excess_note', 'format_table', 'write_report', 'main']
+__all__ = ['KNOWN_ENTROPY_SIZE', 'EVAL_PRESETS', 'NANOGPT_BPC', 'NANOGPT_NOTE', 'EvalSettings', 'Preset', 'check_preset',
+           'make_judges', 'evaluate_run', 'evaluate', 'number_cell', 'interval_cell', 'bound_cell', 'markdown_table',
+           'excess_note', 'anchor_row', 'format_table', 'write_report', 'main']
 
 # %% ../nbs/10d_report.ipynb #b1384388
 @dataclass
@@ -42,13 +44,48 @@ class EvalSettings:
     ngram_order: int = 5                 # order of the independent n-gram judge
     n_boot: int = 1000                   # bootstrap resamples of every interval
     seed: int = 0
+    preset: str = "full"                 # the name of the sizes these came from (see EVAL_PRESETS), said in the report
+
+    @classmethod
+    def from_preset(cls, name: str, **kw) -> "EvalSettings":
+        "The settings of the preset `name` (quick, standard or full), with `kw` changed."
+        return cls(**{**EVAL_PRESETS[check_preset(name)].settings, "preset": name, **kw})
 
     @classmethod
     def quick(cls, **kw) -> "EvalSettings":
         "Settings small enough for a smoke test in seconds."
-        return cls(**{**dict(eval_batches=2, batch_size=8, samples=8, gen_length=32, gen_batch=4, timing_repeats=1,
-                             temperatures=(0.8, 1.0), steps_curve=(4, 8), n_pairs=8, span=8, choices=4, ngram_order=3,
-                             n_boot=100), **kw})
+        return cls.from_preset("quick", **kw)
+
+
+@dataclass(frozen=True)
+class Preset:
+    "Named sizes of an evaluation: the `EvalSettings` it changes, and the sizes of the two experiments that train."
+    settings: dict        # EvalSettings fields
+    reversal_steps: int   # training steps per paradigm of the reversal-curse experiment
+    reversal: dict        # reversal_curse's other settings (facts' repeats, the model's size)
+    entropy_steps: int    # training steps per paradigm on text of known entropy
+    entropy: dict         # known_entropy's other settings (the text's length, the model's size)
+    what: str             # one line for --help and the report
+
+KNOWN_ENTROPY_SIZE = dict(n_layer=1, n_embd=48, block_size=32, batch_size=32)   # the model of the known-entropy check (chapter 10)
+
+EVAL_PRESETS = {
+    "quick": Preset(dict(eval_batches=2, batch_size=8, samples=8, gen_length=32, gen_batch=4, timing_repeats=1,
+                         temperatures=(0.8, 1.0), steps_curve=(4, 8), n_pairs=8, span=8, choices=4, ngram_order=3, n_boot=100),
+                    5, dict(repeats=5, every=5, n_layer=1, n_embd=32, batch_size=8), 5,
+                    dict(n_chars=20_000, n_layer=1, n_embd=32, block_size=32, batch_size=8),
+                    "tiny sizes everywhere: checks the pipeline in seconds, measures nothing"),
+    "standard": Preset(dict(samples=64, temperatures=(0.7, 0.85, 1.0), steps_curve=(16, 64), n_pairs=64, timing_repeats=2),
+                       1000, dict(every=250), 300, KNOWN_ENTROPY_SIZE,
+                       "every section at sizes that fit a few minutes on 2 CPU cores"),
+    "full": Preset({}, 6000, {}, 1500, KNOWN_ENTROPY_SIZE, "the committed study's sizes"),
+}
+
+def check_preset(name: str) -> str:
+    "`name` if it is a preset, else a ValueError listing them."
+    if name not in EVAL_PRESETS:
+        raise ValueError(f"unknown evaluation preset {name!r}; use one of: {', '.join(f'{k} ({v.what})' for k, v in EVAL_PRESETS.items())}")
+    return name
 
 # %% ../nbs/10d_report.ipynb #9a527d06
 def _unique_names(runs: list[Run]):
@@ -70,26 +107,29 @@ def make_judges(runs: list[Run], extra: list[Run] = (), ngram_order: int = 5) ->
 
 # %% ../nbs/10d_report.ipynb #e6e57532
 def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, baselines: dict | None = None,
-                 verbose: bool = False) -> dict:
+                 verbose: bool = False, progress: Progress | None = None) -> dict:
     "Every measure of one loaded `run`, scored by `judges`, as one dict of plain data (see the table above)."
     check_tokenizer(run.model, run.dataset)   # before any work: a dataset of other ids would give wrong numbers
     with evaluating(run.model):   # scored and sampled without dropout; the caller's mode comes back after
         s, model, ds = settings or EvalSettings(), run.model, run.dataset
-        say = (lambda msg: print(f"[{run.name}] {msg}", file=sys.stderr, flush=True)) if verbose else (lambda msg: None)
+        def say(msg: str, fraction: float):   # what this run's evaluation is doing, for the progress lines
+            if progress is not None: progress.detail(msg, fraction)
+            elif verbose: print(f"[{run.name}] {msg}", file=sys.stderr, flush=True)
         row = {"name": run.name, "path": str(run.path), "paradigm": run.paradigm, "params": model.num_params(),
                "corpus": run.corpus, "tokenizer": run.tokenizer.to_dict()["type"], "vocab_size": model.config.vocab_size,
                "block_size": model.config.block_size, "exact_nll": model.exact_nll, "iterative": model.iterative,
                "can_infill": model.can_infill, "device": str(model.device), "threads": torch.get_num_threads(),
                "train_seed": run.train_args.get("seed"), "train_steps": run.train_args.get("max_steps")}
-        say("likelihood"); row.update(likelihood(model, ds, s.batch_size, s.eval_batches, s.mc_repeats, s.seed))
+        say("likelihood", 0.0); row.update(likelihood(model, ds, s.batch_size, s.eval_batches, s.mc_repeats, s.seed))
         length = min(s.gen_length, model.config.block_size)
-        say("speed"); speed = generation_speed(model, s.gen_batch, length, None, s.seed, s.timing_repeats)
+        say("speed", 0.1); speed = generation_speed(model, s.gen_batch, length, None, s.seed, s.timing_repeats)
         row.update({"tokens_per_s": speed["tokens_per_s"], "gen_batch": s.gen_batch, "gen_length": length})
         say(f"samples: {s.samples} x {length} tokens at {len(s.temperatures)} temperatures"
-            + (f" and {len(s.steps_curve)} step counts" if model.iterative else ""))
+            + (f" and {len(s.steps_curve)} step counts" if model.iterative else ""), 0.2)
         temperatures = tuple(dict.fromkeys((*s.temperatures, 1.0)))     # temperature 1 is the headline point
         row["frontier"] = frontier(model, run.tokenizer, judges, temperatures, s.steps_curve, s.samples, length,
-                                   n_boot=s.n_boot, seed=s.seed)
+                                   n_boot=s.n_boot, seed=s.seed,
+                                   callback=lambda i, k, what: say(f"{s.samples} samples at {what} ({i + 1}/{k})", 0.2 + 0.5 * i / k))
         samples = next(p for p in row["frontier"] if p["temperature"] == 1.0 and p["steps"] is None)
         real = score_texts(real_texts(ds, s.samples, length), judges, s.n_boot, s.seed)
         row["quality"] = {"samples": samples, "real": real, "temperature": 1.0, "length": length}
@@ -99,12 +139,12 @@ def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, b
         row["curve"] = []
         for p in row["frontier"]:
             if p["steps"] is None: continue
-            say(f"speed at {p['steps']} steps")
+            say(f"speed at {p['steps']} steps", 0.7)
             sp = generation_speed(model, s.gen_batch, length, p["steps"], s.seed, s.timing_repeats)
             row["curve"].append({"steps": p["steps"], "tokens_per_s": sp["tokens_per_s"], "entropy": p["entropy"]["mean"],
                                  "judges": p["judges"]})
         span = min(s.span, model.config.block_size // 2)
-        say("forward/reverse")
+        say("forward/reverse spans", 0.8)
         row.update(span_task(model, ds, s.n_pairs, span, s.choices, s.span_repeats, s.seed, n_boot=s.n_boot))
         row["baselines"] = baselines if baselines is not None else span_baselines(ds, s.n_pairs, span, s.choices,
                                                                                   model.config.block_size, s.seed, n_boot=s.n_boot)
@@ -113,22 +153,26 @@ def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, b
 
 # %% ../nbs/10d_report.ipynb #6d6aa95d
 def evaluate(paths, judge=(), settings: EvalSettings | None = None, dataset: str | None = None, device="auto",
-             verbose: bool = False) -> list[dict]:
-    "Evaluate the checkpoints at `paths` (all loaded first, so bad paths fail fast); one row per checkpoint."
+             verbose: bool = False, quiet: bool = True) -> list[dict]:
+    "Evaluate the checkpoints at `paths` (all loaded first, so bad paths fail fast); one row per checkpoint. Not `quiet`: progress lines."
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths: raise ValueError("no checkpoints to evaluate: pass at least one path")
     s, device, cache = settings or EvalSettings(), pick_device(device), {}
     runs = [load_run(p, device, dataset, cache) for p in paths]
     _unique_names(runs)
     extra = [load_run(p, device, dataset, cache) for p in ([judge] if isinstance(judge, (str, Path)) else list(judge or ()))]
-    independent, model_judges = make_judges(runs, extra, s.ngram_order)
     rows, baselines = [], {}
-    for run in runs:
-        span, T = min(s.span, run.model.config.block_size // 2), run.model.config.block_size
-        key = (run.corpus, T, span)
-        if key not in baselines:
-            baselines[key] = span_baselines(run.dataset, s.n_pairs, span, s.choices, T, s.seed, independent[run.corpus], s.n_boot)
-        rows.append(evaluate_run(run, judges_for(run, model_judges, [independent[run.corpus]]), s, baselines[key], verbose))
+    with Progress(f"evaluating ({s.preset} preset)", len(runs), quiet=quiet) as job:
+        job.detail("fitting the judges")
+        independent, model_judges = make_judges(runs, extra, s.ngram_order)
+        for run in runs:
+            job.step(f"{run.name} ({run.paradigm})")
+            span, T = min(s.span, run.model.config.block_size // 2), run.model.config.block_size
+            key = (run.corpus, T, span)
+            if key not in baselines:
+                baselines[key] = span_baselines(run.dataset, s.n_pairs, span, s.choices, T, s.seed, independent[run.corpus], s.n_boot)
+            judges = judges_for(run, model_judges, [independent[run.corpus]])
+            rows.append(evaluate_run(run, judges, s, baselines[key], verbose, job if not quiet else None))
     return rows
 
 # %% ../nbs/10d_report.ipynb #1e4eb40e
@@ -159,17 +203,30 @@ def excess_note(paradigm: str, known: list | None) -> str:
     exact = [f"{p} {k['excess']:+.3f}" for p, k in first.items() if not k["bound"] and p != paradigm]
     return f"{mine['excess']:+.3f} ({mine['source']}" + (f"; {', '.join(exact)})" if mine["bound"] and exact else ")")
 
+# What a reader knows: nanoGPT's character-level Tiny Shakespeare numbers, from its README (1.4697 nats/char is the best
+# validation loss of its 10.7M-parameter GPT; 1.88 that of its small CPU recipe), in bits/char. Quoted, not measured here.
+NANOGPT_BPC = {"10.7M model, best val": 1.4697 / math.log(2), "CPU recipe": 1.88 / math.log(2)}
+NANOGPT_NOTE = ("\n*nanoGPT* is quoted from nanoGPT's README, not measured here: the same Tiny Shakespeare, the same 90/10 "
+                "character split; best validation loss 1.4697 nats/char for its 10.7M-parameter GPT, 1.88 for its CPU recipe.")
+
+def anchor_row(excess: bool) -> list:
+    "The quoted nanoGPT row of the likelihood table (character-level Tiny Shakespeare only)."
+    cells = ", ".join(f"{v:.3f} ({k})" for k, v in NANOGPT_BPC.items())
+    return ["*nanoGPT (quoted)*", "ar", "10.7M", "char", cells, "–", "–", "–"] + (["–"] if excess else [])
+
 def format_table(rows: list[dict], known: list | None = None) -> str:
     "The rows of `evaluate` as markdown: likelihood, sample quality, speed over steps, and forward/reverse accuracy."
     if not rows: return "(no checkpoints evaluated)"
     excess = known is not None
+    quoted = any((r["corpus"], r["tokenizer"]) == ("shakespeare", "char") for r in rows)   # nanoGPT's numbers apply
     parts = ["### Likelihood on the validation split (≤: an upper bound; ±: the Monte-Carlo standard error of its estimate"
              + ("; excess: bits/char above the source's own score on text of known entropy, chapter 10" if excess else "") + ")\n",
              markdown_table(["run", "paradigm", "params", "tokenizer", "bits/char", "bits/token", "bits/byte", "ppl/token"]
                             + (["excess on known entropy"] if excess else []),
                             [[r["name"], r["paradigm"], f"{r['params'] / 1e6:.2f}M", r["tokenizer"], bound_cell(r, with_error=True),
                               bound_cell(r, "bits_per_token"), bound_cell(r, "bits_per_byte"), bound_cell(r, "ppl", "{:.2f}")]
-                             + ([excess_note(r["paradigm"], known)] if excess else []) for r in rows])]
+                             + ([excess_note(r["paradigm"], known)] if excess else []) for r in rows]
+                            + ([anchor_row(excess)] if quoted else []))] + ([NANOGPT_NOTE] if quoted else [])
     judges = list(dict.fromkeys(j for r in rows for j in r["judges"]))
     q = rows[0]["quality"]
     lines = [[r["name"], *[interval_cell(r["judges"][j]["bits_per_char"], r["judges"][j]["ci"]) if j in r["judges"] else "–" for j in judges],
@@ -215,7 +272,12 @@ def format_table(rows: list[dict], known: list | None = None) -> str:
 def write_report(rows: list[dict], out, settings: EvalSettings, reversal: list | None = None, known: list | None = None) -> Path:
     "Write `eval.md`, `eval.json` and the figures for `rows` into the folder `out`; return the markdown's path."
     out = Path(out)
-    md = ["# nanoparadigm evaluation\n", format_table(rows, known)]
+    preset = EVAL_PRESETS.get(settings.preset)
+    sizes = (f"the {settings.preset} preset ({preset.what})" if preset and asdict(settings) == asdict(EvalSettings.from_preset(
+             settings.preset, seed=settings.seed)) else f"sizes of their own, from the {settings.preset} preset")
+    md = ["# nanoparadigm evaluation\n", f"Evaluated with {sizes}: {settings.samples} samples per run and per frontier point, "
+          f"{len(settings.temperatures)} temperatures, {len(settings.steps_curve)} step counts, {settings.n_pairs} span pairs.\n",
+          format_table(rows, known)]
     by_corpus = {}
     for r in rows: by_corpus.setdefault(r["corpus"], []).append(r)
     for i, (corpus, group) in enumerate(by_corpus.items()):
@@ -253,7 +315,6 @@ def _numbers(text: str, flag: str, kind=int) -> tuple:
         raise ValueError(f"--{flag} {text!r}: give positive numbers separated by commas, e.g. {'8,16,32' if kind is int else '0.7,1.0'}")
     return values
 
-KNOWN_ENTROPY_SIZE = dict(n_layer=1, n_embd=48, block_size=32, batch_size=32)   # the model of the known-entropy check (chapter 10)
 
 _POSITIVE = ("batch_size", "mc_repeats", "samples", "gen_length", "gen_batch", "timing_repeats", "n_pairs", "span",
              "choices", "span_repeats", "ngram_order", "n_boot")
@@ -278,9 +339,11 @@ def main(checkpoints: list[str] = None,  # checkpoint files (default: every out/
          out: str = "out",  # folder for eval.md, eval.json and the figures
          seed: int = 0,  # random seed
          device: str = "auto",  # auto, cpu, cuda, cuda:<index> or mps
-         quick: bool = False,  # tiny sizes everywhere, for smoke tests
+         eval: str = "standard",  # sizes of everything: quick (seconds, measures nothing), standard (minutes) or full (the committed study's); the flags above change single sizes
+         quick: bool = False,  # the same as --eval quick
+         quiet: bool = False,  # no progress lines, only the table
          reversal: bool = False,  # also run the synthetic reversal-curse experiment
-         reversal_steps: int = None,  # training steps per paradigm in the reversal experiment (default 6000, 5 with --quick)
+         reversal_steps: int = None,  # training steps per paradigm in the reversal experiment (default: the preset's, 1000 standard, 6000 full)
          entropy_steps: int = 0):  # also train each evaluated paradigm this many steps on text of known entropy and report its excess (0: skip)
     "Evaluate checkpoints: print the comparison table and write it to eval.md and eval.json."
     out = check_output_dir(out, "--out")
@@ -299,7 +362,8 @@ def main(checkpoints: list[str] = None,  # checkpoint files (default: every out/
     if steps_curve is not None: given["steps_curve"] = _numbers(steps_curve, "steps_curve")
     if temperatures is not None: given["temperatures"] = _numbers(temperatures, "temperatures", float)
     if given.get("eval_batches") == 0: given["eval_batches"] = None
-    settings = (EvalSettings.quick if quick else EvalSettings)(seed=seed, **given)
+    preset = EVAL_PRESETS[check_preset("quick" if quick else eval)]
+    settings = EvalSettings.from_preset("quick" if quick else eval, seed=seed, **given)
     device = pick_device(device)
     if not checkpoints:
         checkpoints = sorted(glob.glob("out/*/best.pt"))
@@ -308,12 +372,11 @@ def main(checkpoints: list[str] = None,  # checkpoint files (default: every out/
                              "nanoparadigm_train or pass --checkpoints PATH [PATH ...]")
     for p in list(checkpoints) + list(judge or ()): load_run(p, device, dataset, {})   # every file checked before any work
     with FolderLock(out, "--out"):
-        rows = evaluate(checkpoints, judge or (), settings, dataset, device, verbose=True)
+        rows = evaluate(checkpoints, judge or (), settings, dataset, device, quiet=quiet)
         paradigms = list(dict.fromkeys(r["paradigm"] for r in rows))
-        tiny = dict(n_layer=1, n_embd=32, batch_size=8) if quick else {}
-        rc = reversal_curse(paradigms, max_steps=reversal_steps or (5 if quick else 6000), every=5 if quick else 500,
-                            seed=seed, device=device, verbose=True, **(dict(repeats=5, **tiny) if quick else {})) if reversal else None
-        known = known_entropy(paradigms, max_steps=entropy_steps, seed=seed, device=device,
-                              **(dict(n_chars=20_000, block_size=32, **tiny) if quick else KNOWN_ENTROPY_SIZE)) if entropy_steps else None
+        rc = reversal_curse(paradigms, max_steps=reversal_steps or preset.reversal_steps, seed=seed, device=device,
+                            quiet=quiet, **preset.reversal) if reversal else None
+        known = known_entropy(paradigms, max_steps=entropy_steps, seed=seed, device=device, quiet=quiet,
+                              **preset.entropy) if entropy_steps else None
         print(format_table(rows, known))
         print(f"\nwrote {write_report(rows, out, settings, rc, known)} and eval.json")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 import torch
 from .paradigm import Paradigm
+from .files import Progress
 from .models import PARADIGMS
 from .train import train
 from .spans import choice_scores
@@ -75,19 +76,23 @@ def ask_facts(model: Paradigm, tokenizer, facts, seed: int = 0) -> dict:
 
 # %% ../nbs/10c_facts.ipynb #f0aa2ed8
 def reversal_curse(paradigms=None, n_facts: int = 20, repeats: int = 50, max_steps: int = 6000, every: int = 500,
-                   target: float | None = None, seed: int = 0, device="cpu", verbose: bool = False, **settings) -> list[dict]:
-    "Train a tiny model of each paradigm on the facts 'A is B.' by one rule and ask 'A is ?', 'B is ?' and '? is B' every `every` steps."
+                   target: float | None = None, seed: int = 0, device="cpu", verbose: bool = False, quiet: bool = True,
+                   **settings) -> list[dict]:
+    """Train a tiny model of each paradigm on the facts 'A is B.' by one rule and ask 'A is ?', 'B is ?' and '? is B' every
+    `every` steps. Not `quiet`: a progress line at least every 10 s."""
     facts = make_facts(n_facts, seed)
     settings = {**dict(n_layer=2, n_embd=64, block_size=32, dropout=0.0, batch_size=32, eval_batches=1), **settings}
     rule = (f"the same {max_steps} steps for every paradigm" if target is None else
             f"until {target:.0%} of 'A is ?' are right (checked every {every} steps), at most {max_steps} steps")
-    results = []
-    with tempfile.TemporaryDirectory() as tmpdir:
+    results, names = [], list(paradigms or PARADIGMS)
+    with tempfile.TemporaryDirectory() as tmpdir, Progress("reversal-curse experiment", len(names), quiet=quiet) as job:
         corpus = Path(tmpdir) / "facts.txt"
         corpus.write_text(facts_corpus(facts, repeats, seed), encoding="utf-8")
-        for name in (paradigms or list(PARADIGMS)):
+        for name in names:
             history = []
+            job.step(f"training {name}")
             def measure(trainer) -> bool:   # the trainer's callback: ask the questions, stop early only under a target
+                job.detail(f"step {trainer.step} of {max_steps}", trainer.step / max_steps)
                 if trainer.step % every and trainer.step != max_steps: return False
                 model = trainer.eval_model
                 was_training = model.training

@@ -33,7 +33,7 @@ from fastcore.docments import docments
 __all__ = ['DTYPES', 'BF16_CPU_FLAGS', 'EXPECTED_ERRORS', 'INT64_MAX', 'UNSET', 'OutputError', 'write_atomic', 'save_atomic',
            'Failure', 'FolderBusyError', 'FolderLock', 'check_output_dir', 'check_output_file', 'available_devices',
            'pick_device', 'cpu_flags', 'pick_dtype', 'autocast', 'cpu_name', 'Stopped', 'sigterm_raises', 'fail',
-           'cli_errors', 'finite_float', 'int64', 'flags_of', 'make_parser', 'parse_flags', 'command']
+           'cli_errors', 'finite_float', 'int64', 'flags_of', 'make_parser', 'parse_flags', 'command', 'Progress']
 
 # %% ../nbs/00a_files.ipynb #889b5566
 _CAUSES = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
@@ -397,3 +397,51 @@ def command(func=None, *, flags=None, prog: str | None = None, aliases: dict | N
     main.parser = lambda: make_parser(prog or func.__name__, inspect.getdoc(func) or "", flags or flags_of(func), aliases)
     if _is_script_run(frame): main()   # the same test as fastcore's `call_parse`
     return main
+
+# %% ../nbs/00a_files.ipynb #901184e4
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+class Progress:
+    "Lines on stderr saying what a job of `total` steps is doing: one as each step starts, and one every `every` s while it runs."
+    def __init__(self, what: str, total: int, every: float = 10.0, quiet: bool = False, file=None):
+        self.what, self.total, self.every, self.quiet, self.file = what, total, every, quiet, file
+        self.done, self.label, self.text, self.fraction = 0, "", "", 0.0
+        self.start = self.last = time.monotonic()
+        self._stop, self._lock = threading.Event(), threading.Lock()
+
+    def line(self) -> str:
+        "What is being done, how far, the time spent, and the time left (estimated once some work is done)."
+        spent = time.monotonic() - self.start
+        where = f"{self.what} {self.done}/{self.total}" + (f": {self.label}" if self.label else "") + (f", {self.text}" if self.text else "")
+        finished = max(0, self.done - 1) + min(max(self.fraction, 0.0), 1.0)   # steps done, the current one in part
+        left = f", about {_minutes(spent * (self.total - finished) / finished)} left" if finished > 0 else ""
+        return f"{where} ({_minutes(spent)} so far{left})"
+
+    def say(self, message: str | None = None):
+        "Print `message` (default: `line()`) now, unless quiet."
+        with self._lock:
+            self.last = time.monotonic()
+            if not self.quiet: print(message or self.line(), file=self.file or sys.stderr, flush=True)
+
+    def step(self, label: str):
+        "Start the next step, named `label`: said at once."
+        self.done, self.label, self.text, self.fraction = self.done + 1, label, "", 0.0
+        self.say()
+
+    def detail(self, text: str, fraction: float | None = None):
+        "What the current step is doing now (and the `fraction` of it done): said by the next heartbeat."
+        self.text = text
+        if fraction is not None: self.fraction = fraction
+
+    def _beat(self):
+        while not self._stop.wait(min(1.0, self.every / 4)):
+            if time.monotonic() - self.last >= self.every: self.say()
+
+    def __enter__(self):
+        threading.Thread(target=self._beat, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if exc[0] is None: self.say(f"{self.what}: done in {_minutes(time.monotonic() - self.start)}")

@@ -12,7 +12,7 @@ from .paradigm import Denoiser, check_positive, sample_from_logits, stratified_u
 from .transformer import TransformerConfig
 
 # %% auto #0
-__all__ = ['TIME_GRIDS', 'corrupt_uniform', 'generalized_kl', 'FlowConfig', 'DiscreteFlow']
+__all__ = ['TIME_GRIDS', 'corrupt_uniform', 'generalized_kl', 'FlowConfig', 'DiscreteFlow', 'record_trace', 'show_trace']
 
 # %% ../nbs/05_flow.ipynb #0f4ebf49
 def corrupt_uniform(x1: torch.Tensor, kappa: torch.Tensor, vocab_size: int,
@@ -51,8 +51,8 @@ class FlowConfig(TransformerConfig):
     nll_eps: float = 1e-3      # the bound follows the chain up to kappa = 1 - nll_eps, then draws x1 from the denoiser
     time_grid: str = "kappa"   # sampler's steps: uniform in "kappa" (jumps spread evenly) or in "time"
     eta: float = 3.0           # sampler's detailed-balance term (0 = the plain flow, 1 = the time reversal of the
-                               # noising); 3: the best samples at the default 64 steps in the recipe section
-    dropout: float = 0.0       # the recipe section: dropout 0.1 only cost bits at 2000 steps
+                               # noising); 3: the best samples at the default 64 steps in the recipe runs (chapter 11a)
+    dropout: float = 0.0       # the recipe runs: dropout 0.1 only cost bits at 2000 steps
 
     def __post_init__(self):
         super().__post_init__()
@@ -143,3 +143,28 @@ class DiscreteFlow(Denoiser):
             x = torch.where(free, new, x)
             if callback is not None: callback(k + 1, x[:, region])
         return x
+
+# %% ../nbs/05_flow.ipynb #f745b9c9
+def record_trace(model: DiscreteFlow, length: int, steps: int, show: set, generator: torch.Generator, **options) -> dict:
+    "Generate one sample and keep its tokens at the steps in `show` (step 0: the uniform noise it started from): {step: ids}."
+    trace = {}
+    def keep(step, tokens):
+        if step in show: trace[step] = tokens[0].tolist()
+    replay = torch.Generator().set_state(generator.get_state())  # the sampler's first draw is its starting noise
+    trace[0] = torch.randint(0, model.config.vocab_size, (1, length), generator=replay)[0].tolist()
+    model.generate(1, length, steps=steps, callback=keep, generator=generator, **options)
+    return trace
+
+def show_trace(trace: dict, decode, title: str, width: int = 64):
+    "A figure of one sequence at the steps in `trace` ({step: ids}), in red where a token differs from the final ones."
+    from matplotlib.figure import Figure
+    final = trace[max(trace)]
+    ax = Figure(figsize=(width * 0.14, 0.32 * len(trace) + 0.6)).subplots()
+    for row, (step, ids) in enumerate(sorted(trace.items())):
+        ax.text(-1, -row, f"step {step:>3}", ha="right", va="center", family="monospace", fontsize=9)
+        for j, tok in enumerate(ids[:width]):
+            ch = decode([tok]).replace("\n", "⏎")
+            ax.text(j, -row, ch, ha="center", va="center", family="monospace", fontsize=10,
+                    color="black" if tok == final[j] else "tab:red")
+    ax.set_xlim(-8, width); ax.set_ylim(-len(trace) + 0.5, 0.5); ax.axis("off"); ax.set_title(title, fontsize=10)
+    return ax.figure

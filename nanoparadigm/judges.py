@@ -207,12 +207,16 @@ def real_texts(dataset: TextDataset, n: int, length: int) -> list[str]:
 
 # %% ../nbs/10a_judges.ipynb #a26ed0e1
 def frontier(model: Paradigm, tokenizer, judges: list, temperatures=(0.6, 0.7, 0.8, 0.9, 1.0), steps=(), n: int = 256,
-             length: int = 128, batch: int = 64, n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    "Scores of `n` samples at each temperature (default steps) and, at temperature 1, at each number of `steps`."
+             length: int = 128, batch: int = 64, n_boot: int = 1000, seed: int = 0, callback=None) -> list[dict]:
+    """Scores of `n` samples at each temperature (default steps) and, at temperature 1, at each number of `steps`.
+    `callback(i, points, what)` is told before each point is sampled (for progress lines)."""
     settings = [(t, None) for t in temperatures] + [(1.0, s) for s in (steps if model.iterative else ())]
-    return [{"temperature": t, "steps": s, **score_texts(sample_texts(model, tokenizer, n, length, t, s, batch, seed),
-                                                          judges, n_boot, seed)}
-            for t, s in settings]
+    points = []
+    for i, (t, s) in enumerate(settings):
+        if callback is not None: callback(i, len(settings), f"temperature {t:g}" + (f", {s} steps" if s else ""))
+        points.append({"temperature": t, "steps": s, **score_texts(sample_texts(model, tokenizer, n, length, t, s, batch, seed),
+                                                                  judges, n_boot, seed)})
+    return points
 
 def plot_frontier(curves: dict, real: dict | None = None, judge: str | None = None, ax=None):
     "Judge bits per character against mean character entropy: a line per run over temperature, dashed over steps; real text as a star."

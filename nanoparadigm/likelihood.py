@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from .paradigm import Paradigm
+from .files import Progress
 from .models import CheckpointError, load_model
 from .data import TextDataset, check_tokenizer
 from .train import train
@@ -209,21 +210,26 @@ class MarkovSource:
 
 # %% ../nbs/10_eval.ipynb #5b49876f
 def known_entropy(paradigms, sources: list | None = None, n_chars: int = 200_000, max_steps: int = 1000,
-                  mc_repeats: int = 4, seed: int = 0, device="cpu", verbose: bool = False, **settings) -> list[dict]:
-    "Train each paradigm on text of each source (default: a random 32-symbol i.i.d. source, then a Markov chain) and report how far above the source's own score it sits."
+                  mc_repeats: int = 4, seed: int = 0, device="cpu", verbose: bool = False, quiet: bool = True,
+                  **settings) -> list[dict]:
+    """Train each paradigm on text of each source (default: a random 32-symbol i.i.d. source, then a Markov chain) and report
+    how far above the source's own score it sits. Not `quiet`: a progress line at least every 10 s."""
     sources = sources or [MarkovSource.iid(seed=seed), MarkovSource.random(seed=seed)]
     rows = []
-    with tempfile.TemporaryDirectory() as tmpdir:
+    with tempfile.TemporaryDirectory() as tmpdir, Progress("known-entropy experiment", len(sources) * len(paradigms), quiet=quiet) as job:
         for s, source in enumerate(sources):
             corpus = Path(tmpdir) / f"source{s}.txt"
             corpus.write_text(source.sample(n_chars, seed), encoding="utf-8")
             ds = TextDataset(str(corpus), tokenizer="char", use_cache=False)
             for name in paradigms:
+                job.step(f"training {name} on the {source.kind} source")
                 log = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
                 with log:
                     result = train(paradigm=name, dataset=str(corpus), tokenizer="char", out_dir=str(Path(tmpdir) / f"{name}{s}"),
                                    max_steps=max_steps, eval_interval=max_steps, seed=seed, device=str(device), quiet=True,
+                                   callback=lambda t: job.detail(f"step {t.step} of {max_steps}", t.step / max_steps),
                                    **{"eval_batches": 2, **settings})
+                job.detail("scoring its bound", 1.0)
                 model = result.model.eval()
                 lk = likelihood(model, ds, mc_repeats=mc_repeats, seed=seed)
                 T = model.config.block_size

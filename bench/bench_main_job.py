@@ -1,6 +1,6 @@
 """Time the README's first command, phase by phase, as a newcomer runs it.
 
-    python bench/bench_main_job.py                     # the README's command: --seconds 210 per paradigm
+    python bench/bench_main_job.py                     # the README's command: --seconds 120 per paradigm
     python bench/bench_main_job.py --seconds 20        # the same pipeline, short training (a quick check of this script)
     python bench/bench_main_job.py --install           # first a fresh venv and the README's pip install (of this checkout)
 
@@ -12,7 +12,7 @@ the rest (figures, traces, the report). It reports each phase's minutes, the tot
 silence (the most seconds between two outputs). Results: bench/results/main_job.{md,json}. One run: the job takes
 20 minutes, so this is one measurement, not a median; the machine must be otherwise idle.
 """
-import argparse, json, os, platform, pty, re, select, shutil, subprocess, sys, tempfile, time
+import argparse, fcntl, json, os, platform, pty, re, select, shutil, struct, subprocess, sys, tempfile, termios, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +42,7 @@ def install(venv: Path) -> tuple[float, Path]:
 def run_in_pty(cmd: list[str], cwd: Path) -> tuple[list[tuple[float, str]], int]:
     "Run `cmd` with a terminal as stdout and stderr; every output line (a \\r or \\n ends one) with its time from the start."
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))   # 40 x 120: a terminal's size (tqdm draws to fit)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"})
@@ -76,7 +77,7 @@ def phases(lines: list[tuple[float, str]], end: float) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=210, help="training seconds per paradigm (the README's: 210)")
+    ap.add_argument("--seconds", type=float, default=120, help="training seconds per paradigm (the README's: 120)")
     ap.add_argument("--install", action="store_true", help="time a fresh venv and the README's pip install first")
     ap.add_argument("--extra", default="", help="more flags for nanoparadigm_compare, e.g. '--eval full'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where main_job.md and main_job.json go")
@@ -89,12 +90,16 @@ def main():
     end = lines[-1][0] if lines else 0.0
     times = [0.0] + [t for t, _ in lines]
     gaps = [b - a for a, b in zip(times, times[1:])]
+    texts = ["(start)"] + [text for _, text in lines]
+    silences = sorted(((g, round(times[i], 1), texts[i][:160]) for i, g in enumerate(gaps)), reverse=True)[:5]
     parts = phases(lines, end)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {"command": " ".join(["nanoparadigm_compare"] + cmd[1:]), "exit_code": code, "cpu": cpu(),
               "python": platform.python_version(), "commit": commit, "install_s": install_s, "run_s": end,
               "total_s": end + (install_s or 0.0), "phases_s": parts, "longest_silence_s": max(gaps) if gaps else None,
-              "output_lines": len(lines), "last_lines": [text for _, text in lines[-12:]]}
+              "output_lines": len(lines), "longest_silences": [{"seconds": round(g, 1), "after_s": t, "after_line": x}
+                                                                for g, t, x in silences],
+              "last_lines": [text for _, text in lines[-12:]]}
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     (out / "main_job.json").write_text(json.dumps(result, indent=1) + "\n")
     rows = ([("install (fresh venv, pip install torch==2.13.0 and the package)", install_s)] if install_s is not None else [])

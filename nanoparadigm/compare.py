@@ -18,8 +18,7 @@ from .transformer import count_flops
 from .models import PARADIGMS, get_entry, build_model, build_config, load_model
 from .data import TextDataset
 from .train import TrainArgs, train, train_or_reuse, model_config, UNLIMITED_STEPS
-from .likelihood import known_entropy
-from .facts import reversal_curse
+from .facts import reversal_curse, known_entropy
 from .evaluate import (EvalSettings, evaluate, write_report, format_table, bound_cell, number_cell,
                                    interval_cell, markdown_table, excess_note, EVAL_PRESETS, check_preset)
 from .sample import Trace

@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from .files import command, check_output_dir, FolderLock, write_atomic, pick_device, Progress
 from .data import check_tokenizer
-from .likelihood import Run, load_run, likelihood, generation_speed, known_entropy, evaluating
+from .likelihood import Run, load_run, likelihood, generation_speed, evaluating
 from .judges import NGramJudge, ModelJudge, judges_for, score_texts, real_texts, frontier, plot_frontier
 from .spans import span_task, span_baselines, plot_spans
-from .facts import reversal_curse, plot_reversal
+from .facts import reversal_curse, plot_reversal, known_entropy
 
 # %% auto #0
 __all__ = ['KNOWN_ENTROPY_SIZE', 'EVAL_PRESETS', 'NANOGPT_BPC', 'NANOGPT_NOTE', 'EvalSettings', 'Preset', 'check_preset',
@@ -67,7 +67,7 @@ class Preset:
     entropy: dict         # known_entropy's other settings (the text's length, the model's size)
     what: str             # one line for --help and the report
 
-KNOWN_ENTROPY_SIZE = dict(n_layer=1, n_embd=48, block_size=32, batch_size=32)   # the model of the known-entropy check (chapter 10)
+KNOWN_ENTROPY_SIZE = dict(n_layer=1, n_embd=48, block_size=32, batch_size=32)   # the model of the known-entropy check (chapter 10c)
 
 EVAL_PRESETS = {
     "quick": Preset(dict(eval_batches=2, batch_size=8, samples=8, gen_length=32, gen_batch=4, timing_repeats=1,
@@ -195,7 +195,7 @@ def markdown_table(header: list, lines: list) -> str:
     return "\n".join(out + ["| " + " | ".join(map(str, line)) + " |" for line in lines])
 
 def excess_note(paradigm: str, known: list | None) -> str:
-    "The excess of `paradigm` over the first source of known entropy it was trained on (chapter 10), e.g. '+1.126 (i.i.d.; ar +0.001)', or '–'."
+    "The excess of `paradigm` over the first source of known entropy it was trained on (chapter 10c), e.g. '+1.126 (i.i.d.; ar +0.001)', or '–'."
     first = {}
     for k in known or []: first.setdefault(k["paradigm"], k)      # the first source: by default the i.i.d. one, the slack
     if paradigm not in first: return "–"
@@ -220,7 +220,7 @@ def format_table(rows: list[dict], known: list | None = None) -> str:
     excess = known is not None
     quoted = any((r["corpus"], r["tokenizer"]) == ("shakespeare", "char") for r in rows)   # nanoGPT's numbers apply
     parts = ["### Likelihood on the validation split (≤: an upper bound; ±: the Monte-Carlo standard error of its estimate"
-             + ("; excess: bits/char above the source's own score on text of known entropy, chapter 10" if excess else "") + ")\n",
+             + ("; excess: bits/char above the source's own score on text of known entropy, chapter 10c" if excess else "") + ")\n",
              markdown_table(["run", "paradigm", "params", "tokenizer", "bits/char", "bits/token", "bits/byte", "ppl/token"]
                             + (["excess on known entropy"] if excess else []),
                             [[r["name"], r["paradigm"], f"{r['params'] / 1e6:.2f}M", r["tokenizer"], bound_cell(r, with_error=True),
@@ -288,7 +288,7 @@ def write_report(rows: list[dict], out, settings: EvalSettings, reversal: list |
     plot_spans(rows, rows[0]["baselines"]).savefig(out / "spans.png", dpi=120, bbox_inches="tight")
     md.append("\n![forward / reverse accuracy](spans.png)")
     if known:
-        md += ["\n### A source of known entropy (chapter 10): bits per character above the source's own score\n",
+        md += ["\n### A source of known entropy (chapter 10c): bits per character above the source's own score\n",
                markdown_table(["source", "paradigm", "params", "steps", "bits/char", "source's own score", "entropy rate", "excess"],
                               [[k["source"], k["paradigm"], f"{k['params']:,}", k["steps"],
                                 (f"≤ {k['bpc']:.3f} ± {k['bpc_mc_se']:.3f}" if k["bound"] else f"{k['bpc']:.3f}"),

@@ -575,11 +575,15 @@ def check_tokenizer(model, data, what: str = "score"):
     "Refuse a dataset (or a tokenizer) other than `model.tokenizer`'s encoding (a model built by hand has none: nothing to check)."
     mine = getattr(model, "tokenizer", None)
     if mine is None: return
-    tokenizer, name = (data.tokenizer, repr(data.corpus)) if hasattr(data, "corpus") else (data, "text")
-    if mine.to_dict() != tokenizer.to_dict():
-        raise ValueError(f"cannot {what} {name} with this model: the {'dataset was encoded by' if name != 'text' else 'tokenizer given is'} "
-                         f"another tokenizer ({tokenizer.vocab_size} tokens) than the model's ({mine.vocab_size} tokens), so its "
-                         "ids mean other characters; use the model's: TextDataset(..., tokenizer=model.tokenizer) or model.tokenizer")
+    if hasattr(data, "corpus"):   # a dataset
+        if mine.to_dict() == data.tokenizer.to_dict(): return
+        raise ValueError(f"cannot {what} {data.corpus!r} with this model: the dataset was encoded by another tokenizer "
+                         f"({data.vocab_size} tokens) than the model's ({mine.vocab_size} tokens), so its ids mean other "
+                         "characters; build the dataset with the model's: TextDataset(..., tokenizer=model.tokenizer)")
+    if mine.to_dict() != data.to_dict():
+        raise ValueError(f"cannot {what} text with this model: the tokenizer given is another tokenizer ({data.vocab_size} "
+                         f"tokens), not the model's own ({mine.vocab_size} tokens), so its ids would mean other characters; "
+                         "leave it out or pass model.tokenizer")
 
 # %% ../nbs/01_data.ipynb #01a726c2
 def make_generator(seed: int, rank: int = 0) -> torch.Generator:

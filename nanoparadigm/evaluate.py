@@ -13,7 +13,6 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from .files import command, check_output_dir, FolderLock, write_atomic, pick_device, Progress
-from .data import check_tokenizer
 from .likelihood import Run, load_run, likelihood, generation_speed, evaluating
 from .judges import NGramJudge, ModelJudge, judges_for, score_texts, real_texts, frontier, plot_frontier
 from .spans import span_task, span_baselines, plot_spans
@@ -109,7 +108,6 @@ def make_judges(runs: list[Run], extra: list[Run] = (), ngram_order: int = 5) ->
 def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, baselines: dict | None = None,
                  verbose: bool = False, progress: Progress | None = None) -> dict:
     "Every measure of one loaded `run`, scored by `judges`, as one dict of plain data (see the table above)."
-    check_tokenizer(run.model, run.dataset)   # before any work: a dataset of other ids would give wrong numbers
     with evaluating(run.model):   # scored and sampled without dropout; the caller's mode comes back after
         s, model, ds = settings or EvalSettings(), run.model, run.dataset
         def say(msg: str, fraction: float):   # what this run's evaluation is doing, for the progress lines

@@ -439,7 +439,7 @@ class Progress:
             if time.monotonic() - self.last >= self.every: self.say()
 
     def __enter__(self):
-        threading.Thread(target=self._beat, daemon=True).start()
+        if not self.quiet: threading.Thread(target=self._beat, daemon=True).start()   # quiet: nothing to beat for
         return self
 
     def __exit__(self, *exc):

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
-from .paradigm import Denoiser, check_positive, sample_from_logits, stratified_uniform
+from .paradigm import Denoiser, DenoiserConfig, sample_from_logits, stratified_uniform
 from .transformer import TransformerConfig
 
 # %% auto #0
@@ -44,7 +44,7 @@ def generalized_kl(logits: torch.Tensor, x1: torch.Tensor, x_t: torch.Tensor, ka
 TIME_GRIDS = ("kappa", "time")
 
 @dataclass
-class FlowConfig(TransformerConfig):
+class FlowConfig(TransformerConfig, DenoiserConfig):
     "Config of discrete flow matching: the transformer fields, the scheduler, the sampler and the bound's cut."
     sampling_steps: int = 64   # Euler steps (= network calls) per generation unless `steps` is given
     kappa_power: float = 0.5   # scheduler kappa(t) = t ** kappa_power
@@ -55,8 +55,7 @@ class FlowConfig(TransformerConfig):
     dropout: float = 0.0       # the recipe runs: dropout 0.1 only cost bits at 2000 steps
 
     def __post_init__(self):
-        super().__post_init__()
-        check_positive(sampling_steps=self.sampling_steps)
+        super().__post_init__()   # the transformer's checks, and DenoiserConfig's of sampling_steps
         if not self.kappa_power > 0: raise ValueError(f"kappa_power must be > 0, got {self.kappa_power}")
         if not 0 < self.nll_eps < 1: raise ValueError(f"nll_eps must be in (0, 1), got {self.nll_eps}")
         if self.time_grid not in TIME_GRIDS: raise ValueError(f"time_grid={self.time_grid!r}: must be one of {TIME_GRIDS}")

@@ -124,9 +124,7 @@ def text_bpc(model: Paradigm, text: str, tokenizer=None, mc_repeats: int = 2, se
     if tokenizer is None and own is None:
         raise ValueError("text_bpc needs the tokenizer the model was trained with, and this model carries none (built by hand?): "
                          "pass tokenizer=, e.g. the one load_model returns with the model")
-    if tokenizer is not None and own is not None and tokenizer.to_dict() != own.to_dict():
-        raise ValueError("tokenizer= is not the model's own, so its ids would mean other characters; "
-                         "leave tokenizer out to use model.tokenizer")
+    if tokenizer is not None: check_tokenizer(model, tokenizer, "score")   # another tokenizer's ids: other characters
     if not isinstance(text, str) or not text: raise ValueError(f"text must be a non-empty string, got {text!r}")
     repeats = 1 if model.exact_nll else mc_repeats
     if repeats < 1: raise ValueError(f"mc_repeats={mc_repeats}: a bound needs at least 1 draw")

@@ -249,9 +249,6 @@ class Denoiser(Paradigm):
     exact_nll = False
     iterative = True
 
-    def __init__(self, config: DenoiserConfig):
-        super().__init__(config)   # a `DenoiserConfig`: its `sampling_steps` is the default of `generate` and `infill`
-
     def denoise(self, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
                 top_k: int | None = None, callback=None, region: slice = slice(None),
                 generator: torch.Generator | None = None, **options) -> torch.Tensor:

@@ -4,13 +4,193 @@
 
 # %% ../nbs/03_ar.ipynb #e19456bd
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 import torch
-from .paradigm import LeftToRight
-from .transformer import TransformerConfig
+import torch.nn as nn
+import torch.nn.functional as F
+from .transformer import ModelConfig, TransformerConfig, check_positive
 
 # %% auto #0
-__all__ = ['ARConfig', 'AR']
+__all__ = ['Paradigm', 'paradigms_with', 'shift_right', 'sample_from_logits', 'LeftToRight', 'ARConfig', 'AR']
+
+# %% ../nbs/03_ar.ipynb #64f9de8f
+class Paradigm(nn.Module):
+    "Base class of every paradigm: `loss`, `nll`, `generate` and (where it can) `infill` on token ids."
+    name: str = ""               # registry name, e.g. "ar"
+    can_infill: bool = False     # can condition on text on both sides of a gap
+    exact_nll: bool = True       # False where `nll` is an upper bound (NELBO)
+    iterative: bool = False      # generation refines a whole window over `steps` passes
+    no_weight_decay: tuple = ()  # parameter-name suffixes the optimizer must not decay (besides biases and norms)
+    train_defaults: dict = {}    # training settings of this paradigm's best recipe, where they differ from the trainer's
+    any_length: bool = False     # scores sequences longer than block_size (a recurrent model)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        "The device the parameters live on."
+        return next(self.parameters()).device
+
+    def num_params(self) -> int:
+        "Number of parameters (tied weights counted once), frozen ones too: an averaged copy of a model has as many."
+        return sum(p.numel() for p in self.parameters())
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        "Training objective on token ids `x` (B, T): a scalar."
+        raise NotImplementedError
+
+    def nll(self, x: torch.Tensor) -> torch.Tensor:
+        "Negative log-likelihood (or its upper bound) of each row of `x` (B, T), in nats: (B,)."
+        raise NotImplementedError
+
+    def generate(self, n: int | None, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
+                 steps: int | None = None, callback=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` samples of `length` new tokens after `prompt`: (n, length), the new tokens only (not the prompt).
+        `prompt`: ids shared by every sample, or a batch (n, P) of prompts, one per sample (`n=None` takes n from it).
+        `callback(step, tokens)` sees each step."""
+        raise NotImplementedError
+
+    def rows(self, n: int | None, prompt) -> int:
+        "How many samples `generate` draws: `n`, or, when it is None, the rows of a batched (n, P) prompt (else 1)."
+        if n is not None: return n
+        return prompt.size(0) if isinstance(prompt, torch.Tensor) and prompt.dim() == 2 else 1
+
+    def infill(self, prefix, suffix, fill_length: int, steps: int | None = None, *, n: int = 1,
+               temperature: float = 1.0, top_k: int | None = None, callback=None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        "`n` fillings of `fill_length` tokens between `prefix` and `suffix`: (n, fill_length)."
+        raise ValueError(f"the '{self.name}' paradigm generates left to right and cannot infill; "
+                         f"use one of: {', '.join(paradigms_with('can_infill'))}")
+
+    def check_batch(self, x, what: str = "x") -> torch.Tensor:
+        """`x` as `loss` and `nll` need it: a 2-D integer tensor (B, T) of ids in [0, vocab_size), with T <= block_size
+        unless the paradigm takes `any_length`. Anything else is a TypeError or ValueError saying what is wrong, before
+        an embedding turns it into an index error (on CUDA, a device-side assert that ends the process)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{what} must be a (B, T) tensor of token ids, got a {type(x).__name__}; "
+                            "e.g. torch.tensor([tokenizer.encode(text)])")
+        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"{what} must hold integer token ids, got {x.dtype} values; encode text with the model's tokenizer")
+        if x.dim() != 2:
+            raise ValueError(f"{what} must be a batch of sequences (B, T), got shape {tuple(x.shape)}; a single sequence is x[None]")
+        V, L = self.config.vocab_size, self.config.block_size
+        if x.size(1) > L and not self.any_length:
+            raise ValueError(f"{what} has {x.size(1)} tokens, more than the model's block_size {L}; score it in windows of at most {L}")
+        if bad := self.outside_vocab(x):
+            raise ValueError(f"{what} holds ids {bad} outside [0, {V}), the model's vocabulary (vocab_size {V}); "
+                             "encode text with the model's tokenizer")
+        return x
+
+    def outside_vocab(self, ids: torch.Tensor) -> list[int]:
+        "Up to five of the integer `ids` that lie outside [0, vocab_size): `[]` when all are token ids (one pass to check)."
+        V = self.config.vocab_size
+        if not ids.numel(): return []
+        lo, hi = torch.aminmax(ids)
+        return [] if lo >= 0 and hi < V else ids[(ids < 0) | (ids >= V)].unique()[:5].tolist()
+
+    def token_ids(self, ids, n: int, what: str = "prompt") -> torch.Tensor:
+        "`ids` (None, a list of ids, a (P,) or an (n, P) tensor) as an (n, P) long tensor of valid token ids on the model's device."
+        V = self.config.vocab_size
+        if ids is None: return torch.zeros(n, 0, dtype=torch.long, device=self.device)
+        try: t = torch.as_tensor(ids)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{what} must be token ids (a list of integers or an integer tensor): {e}") from None
+        if t.numel() == 0: t = t.long()                       # torch.as_tensor([]) is a float tensor
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise ValueError(f"{what} must hold integer token ids, got {t.dtype} values; encode text with the model's tokenizer")
+        t = t.to(self.device, torch.long)
+        if t.dim() == 1: t = t.unsqueeze(0).expand(n, -1)
+        if t.dim() != 2 or t.size(0) != n:
+            raise ValueError(f"{what} must be a list of ids or a (P,) or ({n}, P) tensor, got shape {tuple(t.shape)}")
+        if bad := self.outside_vocab(t):
+            raise ValueError(f"{what} holds ids {bad} outside [0, {V}): pass token ids of the model's tokenizer "
+                             f"(ids from {V} on are reserved for the model's own tokens, such as BOS or [MASK])")
+        return t.contiguous()
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        "AdamW groups: decay matrices, not biases, norms, or the names in `no_weight_decay`."
+        decay, no_decay = [], []
+        for pname, p in self.named_parameters():
+            if not p.requires_grad: continue
+            skip = p.dim() < 2 or any(pname.endswith(s) for s in self.no_weight_decay)
+            (no_decay if skip else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def paradigms_with(attr: str) -> list[str]:
+    "Names of the defined paradigm classes whose class attribute `attr` is true (found by walking the subclasses)."
+    names, todo = [], list(Paradigm.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo += cls.__subclasses__()
+        if cls.name and getattr(cls, attr) and cls.name not in names: names.append(cls.name)
+    return names
+
+# %% ../nbs/03_ar.ipynb #77e819da
+def shift_right(x: torch.Tensor, bos: int) -> torch.Tensor:
+    "Prepend `bos` and drop the last token: the input whose next-token targets are `x` (B, T)."
+    return F.pad(x[:, :-1], (1, 0), value=bos)  # (B, T)
+
+# %% ../nbs/03_ar.ipynb #8ec888ca
+def sample_from_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    "Draw one token id per row of `logits` (..., V); `temperature=0` is greedy decoding."
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
+    if not torch.isfinite(logits.amax(-1)).all():      # a row's max is nan or +inf if any entry is, -inf if all are
+        raise ValueError("the model's logits hold nan or inf values, so there is nothing to sample from; its weights are "
+                         "damaged or diverged: use another checkpoint")
+    if temperature == 0: return logits.argmax(-1)
+    logits = logits.float()
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature                     # (..., V), max 0
+    if top_k is not None:
+        check_positive(top_k=top_k)
+        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[..., -1:]  # (..., 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(-1).reshape(-1, logits.size(-1))                               # (N, V)
+    return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+# %% ../nbs/03_ar.ipynb #f3d3b456
+class LeftToRight(Paradigm):
+    "A paradigm that models p(x_t | x_<t): next-token loss, exact `nll`, and a stateful sampling loop."
+    @property
+    def bos(self) -> int:
+        "The id of the begin-of-sequence token that conditions the first prediction: one past the vocabulary."
+        return self.config.vocab_size
+
+    def loss(self, x):
+        logits = self(shift_right(self.check_batch(x), self.bos))                                # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), x.flatten())
+
+    def nll(self, x):
+        logits = self(shift_right(self.check_batch(x), self.bos))                                # (B, T, V)
+        nats = F.cross_entropy(logits.transpose(1, 2).float(), x, reduction="none")  # (B, T)
+        return nats.sum(1)
+
+    def init_state(self, n: int):
+        "A fresh incremental state for `n` sequences."
+        raise NotImplementedError
+
+    def advance(self, state, tokens: torch.Tensor):
+        "Feed `tokens` (n, k) after what `state` has seen: logits of the last token (n, V) and the new state."
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None, generator=None):
+        n = self.rows(n, prompt)
+        check_positive(n=n, length=length)
+        context = torch.cat([torch.full((n, 1), self.bos, dtype=torch.long, device=self.device),
+                             self.token_ids(prompt, n)], 1)                  # (n, 1 + P)
+        logits, state = self.advance(self.init_state(n), context)             # (n, V)
+        out = torch.empty(n, length, dtype=torch.long, device=self.device)
+        for i in range(length):
+            out[:, i] = sample_from_logits(logits, temperature, top_k, generator)
+            if callback is not None: callback(i + 1, out[:, :i + 1])
+            if i + 1 < length: logits, state = self.advance(state, out[:, i:i + 1])
+        return out
 
 # %% ../nbs/03_ar.ipynb #82252c21
 @dataclass

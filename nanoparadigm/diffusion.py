@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .paradigm import Denoiser, DenoiserConfig, sample_from_logits, stratified_uniform
-from .transformer import TransformerConfig
+from .transformer import ModelConfig, TransformerConfig, check_positive
+from .ar import Paradigm, sample_from_logits
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'DiffusionConfig',
-           'Diffusion', 'unmask_step', 'denoising_figure']
+__all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'stratified_uniform',
+           'DenoiserConfig', 'Denoiser', 'DiffusionConfig', 'Diffusion', 'unmask_step', 'denoising_figure']
 
 # %% ../nbs/04_diffusion.ipynb #1f138c29
 def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None,
@@ -41,18 +41,85 @@ def mask_tokens(x: torch.Tensor, t: torch.Tensor, eps: float, mask_id: int,
     noise = torch.rand(x.shape, generator=generator, device=x.device)              # (B, T)
     return torch.where(noise < p_mask, mask_id, x)                                  # (B, T)
 
+# %% ../nbs/04_diffusion.ipynb #b56bf2b6
+def stratified_uniform(n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    "`n` times in [0, 1), one in each interval [i/n, (i+1)/n), all shifted by one uniform draw: (n,)."
+    u = torch.rand((), generator=generator, device=device)
+    return (u + torch.arange(n, device=device) / n) % 1.0                               # (n,)
+
+# %% ../nbs/04_diffusion.ipynb #93f985f4
+@dataclass
+class DenoiserConfig(ModelConfig):
+    "Config of a window denoiser: `ModelConfig` plus the number of passes `generate` and `infill` take by default."
+    sampling_steps: int = 64     # denoising steps of `generate`/`infill` when `steps` is not given
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(sampling_steps=self.sampling_steps)
+
+
+class Denoiser(Paradigm):
+    "A paradigm that refines a whole window of at most `block_size` tokens in `steps` passes: generation and infilling share it."
+    can_infill = True
+    exact_nll = False
+    iterative = True
+
+    def denoise(self, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
+                top_k: int | None = None, callback=None, region: slice = slice(None),
+                generator: torch.Generator | None = None, **options) -> torch.Tensor:
+        "Refine the positions of `window` (n, W) where `known` (W,) is False, in `steps` passes; `callback(step, window[:, region])`."
+        raise NotImplementedError
+
+    def free_positions(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
+        "The positions (T,) of `x` (B, T) that a bound scores: every one, or those not `known` (T,) (the clamped context)."
+        T = x.size(1)
+        if known is None: return torch.ones(T, dtype=torch.bool, device=x.device)                      # (T,)
+        if tuple(known.shape) != (T,):
+            raise ValueError(f"known has shape {tuple(known.shape)}: it must be one bool per position of the window, ({T},)")
+        free = ~known.to(device=x.device, dtype=torch.bool)                                            # (T,)
+        if not free.any(): raise ValueError("known covers the whole window: nothing left to score; leave at least one position unknown")
+        return free
+
+    @torch.no_grad()
+    def _fill(self, n, prefix, length, suffix, steps, what, **kw) -> torch.Tensor:
+        "Lay out prefix + `length` unknown positions + suffix, check it fits, denoise it, return the new tokens (n, length)."
+        check_positive(n=n, steps=steps, **{what[1]: length})
+        pre, suf = self.token_ids(prefix, n, what[0]), self.token_ids(suffix, n, "suffix")   # (n, P), (n, S)
+        P, S, bs = pre.size(1), suf.size(1), self.config.block_size
+        sizes = f"{what[0]} ({P}) + {what[1]} ({length})" + (f" + suffix ({S})" if S else "")
+        if P + length + S > bs:
+            raise ValueError(f"{sizes} = {P + length + S} tokens do not fit in block_size={bs}: the '{self.name}' model "
+                             f"denoises one window at a time; shorten them to at most {bs} tokens in all")
+        window = torch.cat([pre, pre.new_zeros(n, length), suf], 1)                         # (n, W)
+        pos = torch.arange(window.size(1), device=window.device)
+        known = (pos < P) | (pos >= P + length)                                             # (W,)
+        gap = slice(P, P + length)
+        return self.denoise(window, known, steps or self.config.sampling_steps, region=gap, **kw)[:, gap]
+
+    def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None,
+                 generator=None, **options):
+        "`n` samples of `length` tokens after the clamped `prompt`, refined in `steps` passes (default: the config's)."
+        return self._fill(self.rows(n, prompt), prompt, length, None, steps, ("prompt", "length"), temperature=temperature, top_k=top_k,
+                          callback=callback, generator=generator, **options)
+
+    def infill(self, prefix, suffix, fill_length, steps=None, *, n=1, temperature=1.0, top_k=None, callback=None,
+               generator=None, **options):
+        "`n` fillings of `fill_length` tokens between the clamped `prefix` and `suffix`, refined in `steps` passes."
+        return self._fill(n, prefix, fill_length, suffix, steps, ("prefix", "fill_length"), temperature=temperature,
+                          top_k=top_k, callback=callback, generator=generator, **options)
+
 # %% ../nbs/04_diffusion.ipynb #079497c0
 SAMPLERS = ("ancestral", "confidence")
 MASKINGS = ("time", "count")
 
 @dataclass
 class DiffusionConfig(TransformerConfig, DenoiserConfig):
-    "Config of masked diffusion: the transformer fields, `sampling_steps` (chapter 1a), the sampler, and how the training loss masks."
+    "Config of masked diffusion: the transformer fields, `sampling_steps` (`DenoiserConfig`), the sampler, and how the training loss masks."
     sampler: str = "ancestral"   # "ancestral" (MDLM's reverse process) or "confidence" (low-confidence remasking)
     eps: float = 1e-3            # the schedule's alpha_1 = eps; "time" masking trains on times in [eps, 1] (weights 1/t <= 1/eps)
     masking: str = "time"        # how `loss` masks a window: "time" (each token with probability t, weight 1/t) or "count" (exactly k ~ U{1..T} tokens, weight T/k)
     mask_low: float = 0.3        # `loss` masks fractions of a window in [mask_low, mask_high] only: a clipped schedule as in
-    mask_high: float = 0.8       # block diffusion (the winner of the recipe runs, chapter 11a); 0 and 1 train on the NELBO itself
+    mask_high: float = 0.8       # block diffusion (the winner of the recipe runs, chapter 13a); 0 and 1 train on the NELBO itself
     dropout: float = 0.0         # the recipe runs: a denoiser that sees every masking rate does not overfit in 2000 steps
 
     def __post_init__(self):
@@ -67,7 +134,7 @@ class DiffusionConfig(TransformerConfig, DenoiserConfig):
 class Diffusion(Denoiser):
     "MDLM: a bidirectional transformer denoiser with SUBS, trained on the continuous-time NELBO, sampled by unmasking."
     name = "diffusion"
-    train_defaults = {"ema_decay": 0.999}   # the recipe runs (chapter 11a): an average of the weights is evaluated, sampled and saved
+    train_defaults = {"ema_decay": 0.999}   # the recipe runs (chapter 13a): an average of the weights is evaluated, sampled and saved
 
     def __init__(self, config: DiffusionConfig):
         super().__init__(config)

@@ -51,7 +51,7 @@ class FlowConfig(TransformerConfig, DenoiserConfig):
     nll_eps: float = 1e-3      # the bound follows the chain up to kappa = 1 - nll_eps, then draws x1 from the denoiser
     time_grid: str = "kappa"   # sampler's steps: uniform in "kappa" (jumps spread evenly) or in "time"
     eta: float = 3.0           # sampler's detailed-balance term (0 = the plain flow, 1 = the time reversal of the
-                               # noising); 3: the best samples at the default 64 steps in the recipe runs (chapter 11a)
+                               # noising); 3: the best samples at the default 64 steps in the recipe runs (chapter 13a)
     dropout: float = 0.0       # the recipe runs: dropout 0.1 only cost bits at 2000 steps
 
     def __post_init__(self):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .paradigm import ModelConfig, LeftToRight, check_positive
 from .scan import SCANS, scan
 from .data import cache_root
-from .files import write_atomic, cpu_name
+from .devices import cpu_name
 
 # %% auto #0
 __all__ = ['SELECTIVE_SCANS', 'AUTO_SCANS', 'FUSED_CHUNK', 'SCAN_THREADS_ENV', 'SCAN_OPTIONS', 'selective_scan_materialized',
@@ -364,13 +364,16 @@ def scan_threads_key() -> str:
     return f"{cpu_name()} | {os.cpu_count()} logical CPUs | torch {torch.__version__} | {torch.get_num_threads()} threads"
 
 def _read_choices(path: Path) -> dict:
+    "The table in `path`; {} (measure again) if it is missing, unreadable, torn or not a table."
     try: table = json.loads(path.read_text())
-    except (OSError, ValueError): return {}
+    except (OSError, ValueError): return {}                           # UnicodeDecodeError is a ValueError too
     return table if isinstance(table, dict) else {}
 
 def _write_choices(path: Path, table: dict) -> bool:
     "Save `table` to `path`; False (and a warning) if it cannot be written."
-    try: write_atomic(path, json.dumps(table, indent=1) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, indent=1) + "\n")          # a torn write is read as "measure again"
     except OSError as e:
         warnings.warn(f"could not save the fused scan's thread count to {path} ({e}); it will be measured again")
         return False

@@ -4,19 +4,14 @@
 
 # %% ../nbs/09_sample.ipynb #792759e1
 from __future__ import annotations
-import sys
-from pathlib import Path
-
 import torch
 
-from .files import command, pick_device
 from .paradigm import Paradigm, check_positive
 from .tokenizers import render
-from .models import load_model
 from .data import check_tokenizer
 
 # %% auto #0
-__all__ = ['encode_text', 'default_length', 'generate_text', 'infill_text', 'Trace', 'main']
+__all__ = ['encode_text', 'default_length', 'generate_text', 'infill_text', 'Trace']
 
 # %% ../nbs/09_sample.ipynb #516f5158
 def encode_text(tokenizer, text: str, what: str = "prompt") -> list[int]:
@@ -80,47 +75,3 @@ class Trace:
         width = len(str(max(self.steps, default=0)))
         return [f"step {self.steps[i]:>{width}}: " + (before + render(tokenizer, self.tokens[i]) + after).replace("\n", "↵")
                 for i in keep]
-
-# %% ../nbs/09_sample.ipynb #7eb77326
-def _warn(msg: str): print(f"warning: {msg}", file=sys.stderr)
-
-@command
-def main(checkpoint: str = None,  # checkpoint written by nanoparadigm_train (default: out/<model>/best.pt)
-         model: str = None,  # the paradigm the checkpoint must hold (default: whatever it holds)
-         prompt: str = "",  # text to continue
-         length: int = None,  # new tokens per sample (default: one context window)
-         num_samples: int = 1,  # samples to draw
-         temperature: float = 1.0,  # < 1 sharper, > 1 flatter, 0 greedy
-         top_k: int = None,  # sample only among the k most likely tokens (default: all tokens)
-         steps: int = None,  # denoising steps of diffusion and flow (default: the model's)
-         seed: int = 1337,  # random seed
-         infill: bool = False,  # fill a gap between --prefix and --suffix instead of continuing --prompt
-         prefix: str = "",  # text before the gap (--infill)
-         suffix: str = "",  # text after the gap (--infill)
-         fill_length: int = 30,  # tokens in the gap (--infill)
-         show_steps: bool = False,  # print the first sample at intermediate sampling steps (diffusion, flow)
-         device: str = "auto"):  # auto, cpu, cuda, cuda:<index> or mps
-    "Sample text from a checkpoint: continue a prompt, or fill a gap between a prefix and a suffix."
-    path = Path(checkpoint) if checkpoint is not None else Path("out") / (model or "ar") / "best.pt"
-    net, tokenizer = load_model(path, pick_device(device), paradigm=model)[:2]
-    if steps is not None and not net.iterative: _warn(f"--steps is for iterative paradigms; '{net.name}' ignores it")
-    if show_steps and not net.iterative:
-        _warn(f"--show_steps traces iterative paradigms; '{net.name}' writes left to right, one token per step")
-        show_steps = False
-    if infill and prompt: _warn("--prompt is ignored with --infill; the context is --prefix and --suffix")
-    if not infill and (prefix or suffix): _warn("--prefix and --suffix are used only with --infill")
-    trace = Trace() if show_steps else None
-    kw = dict(num_samples=num_samples, temperature=temperature, top_k=top_k, steps=steps, seed=seed, callback=trace)
-    if infill:
-        fills = infill_text(net, tokenizer, prefix, suffix, fill_length, **kw)
-        texts, before, after, n_new = [prefix + f + suffix for f in fills], prefix, suffix, fill_length
-    else:
-        texts = generate_text(net, tokenizer, prompt, length, **kw)
-        before, after, n_new = prompt, "", length
-    if trace is not None and trace.tokens:
-        whole = n_new is None or trace.tokens[0].numel() == n_new  # the callback saw only the new tokens
-        print(f"sampling trace of sample 1 ({trace.steps[-1]} steps):")
-        print("\n".join(trace.lines(tokenizer, before=before if whole else "", after=after if whole else "")), end="\n\n")
-    for i, text in enumerate(texts):
-        if num_samples > 1: print(f"--- sample {i + 1} ---")
-        print(text)

@@ -8,14 +8,13 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from dataclasses import dataclass
+from dataclasses import dataclass, asdict, fields
 from torch.nn.attention import sdpa_kernel, SDPBackend
 from torch.utils.flop_counter import FlopCounterMode
-from .paradigm import ModelConfig, check_positive
 
 # %% auto #0
 __all__ = ['POS_EMBEDDINGS', 'timestep_embedding', 'rotary_tables', 'apply_rotary', 'KVCache', 'attention', 'SelfAttention',
-           'MLP', 'Block', 'Transformer', 'TransformerConfig', 'count_flops']
+           'MLP', 'Block', 'Transformer', 'check_positive', 'ModelConfig', 'TransformerConfig', 'count_flops']
 
 # %% ../nbs/02_transformer.ipynb #22cf9847
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -55,7 +54,7 @@ class KVCache:
 
 def attention(q, k, v, attn_mask=None, is_causal: bool = False, dropout_p: float = 0.0) -> torch.Tensor:
     """`F.scaled_dot_product_attention` of q (B, nh, T, hs) over k, v (B, nh, S, hs), run in float32 under CPU autocast:
-    on the CPU, bfloat16's fused attention is slower than float32's (its backward about 3x, chapter 8), while on
+    on the CPU, bfloat16's fused attention is slower than float32's (its backward about 3x, chapter 11), while on
     CUDA autocast's bfloat16 kernel is the fast one."""
     if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         with torch.autocast("cpu", enabled=False):
@@ -179,6 +178,41 @@ class Transformer(nn.Module):
         if cache is not None and commit: cache.pos += T
         x = self.ln_f(x)
         return F.linear(x, self.wte.weight[:self.vocab_out])                             # (B, T, vocab_out)
+
+# %% ../nbs/02_transformer.ipynb #47f9c797
+def check_positive(**values):
+    "Raise a `ValueError` naming every argument that is not a positive integer (`None` means 'not given' and passes)."
+    bad = {k: v for k, v in values.items()
+           if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0)}
+    if bad:
+        what = ", ".join(f"{k}={v!r}" for k, v in bad.items())
+        raise ValueError(f"{what}: must be a positive integer")
+
+# %% ../nbs/02_transformer.ipynb #8048d873
+@dataclass
+class ModelConfig:
+    "Hyperparameters shared by every paradigm; each paradigm's config extends it."
+    vocab_size: int = 65    # number of real tokens (a char tokenizer on Shakespeare gives 65)
+    block_size: int = 128   # context length: the longest window the model sees at once, and the training window
+    n_layer: int = 4        # layers
+    n_embd: int = 128       # width of the residual stream
+    dropout: float = 0.1    # dropout probability
+
+    def __post_init__(self):
+        check_positive(vocab_size=self.vocab_size, block_size=self.block_size, n_layer=self.n_layer, n_embd=self.n_embd)
+        if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        "The config as plain data, for checkpoints."
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        "Build the config from `d`; unknown keys are an error that lists the valid ones."
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(d) - set(valid))
+        if unknown: raise ValueError(f"unknown config key(s) {unknown} for {cls.__name__}; valid keys: {valid}")
+        return cls(**d)
 
 # %% ../nbs/02_transformer.ipynb #adb6a8af
 @dataclass

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from .transformer import ModelConfig, TransformerConfig, check_positive
 
 # %% auto #0
-__all__ = ['Paradigm', 'paradigms_with', 'shift_right', 'sample_from_logits', 'LeftToRight', 'ARConfig', 'AR']
+__all__ = ['Paradigm', 'paradigms_with', 'shift_right', 'check_top_p', 'nucleus', 'sample_from_logits', 'LeftToRight', 'ARConfig',
+           'AR']
 
 # %% ../nbs/03_ar.ipynb #64f9de8f
 class Paradigm(nn.Module):
@@ -47,7 +48,8 @@ class Paradigm(nn.Module):
         raise NotImplementedError
 
     def generate(self, n: int | None, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
-                 steps: int | None = None, callback=None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 top_p: float | None = None, steps: int | None = None, callback=None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` samples of `length` new tokens after `prompt`: (n, length), the new tokens only (not the prompt).
         `prompt`: ids shared by every sample, or a batch (n, P) of prompts, one per sample (`n=None` takes n from it).
         `callback(step, tokens)` sees each step."""
@@ -59,7 +61,7 @@ class Paradigm(nn.Module):
         return prompt.size(0) if isinstance(prompt, torch.Tensor) and prompt.dim() == 2 else 1
 
     def infill(self, prefix, suffix, fill_length: int, steps: int | None = None, *, n: int = 1,
-               temperature: float = 1.0, top_k: int | None = None, callback=None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None, callback=None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         "`n` fillings of `fill_length` tokens between `prefix` and `suffix`: (n, fill_length)."
         raise ValueError(f"the '{self.name}' paradigm generates left to right and cannot infill; "
@@ -135,22 +137,38 @@ def shift_right(x: torch.Tensor, bos: int) -> torch.Tensor:
     return F.pad(x[:, :-1], (1, 0), value=bos)  # (B, T)
 
 # %% ../nbs/03_ar.ipynb #8ec888ca
+def check_top_p(top_p: float | None):
+    "Refuse a `top_p` that is not None or a number in (0, 1]."
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"top_p={top_p}: must be a number in (0, 1], the probability mass of the most likely tokens "
+                         "to sample from (1 keeps every token)")
+
+def nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    "`probs` (..., V) with zeros outside the smallest set of most likely tokens whose total reaches `top_p`."
+    sorted_p, order = probs.sort(-1, descending=True)                                 # (..., V)
+    before = sorted_p.cumsum(-1) - sorted_p                                           # (..., V) mass of the likelier ones
+    drop = before >= top_p - 1e-6        # the likelier tokens already reach top_p (1e-6: so rounding cannot flip a tie)
+    drop[..., 0] = False                                                              # the most likely token always stays
+    return probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))                  # (..., V)
+
 def sample_from_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, *, top_p: float | None = None) -> torch.Tensor:
     "Draw one token id per row of `logits` (..., V); `temperature=0` is greedy decoding."
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0 (0 is greedy), got {temperature}")
+    check_top_p(top_p)
     if not torch.isfinite(logits.amax(-1)).all():      # a row's max is nan or +inf if any entry is, -inf if all are
         raise ValueError("the model's logits hold nan or inf values, so there is nothing to sample from; its weights are "
                          "damaged or diverged: use another checkpoint")
     if temperature == 0: return logits.argmax(-1)
-    logits = logits.float()
+    logits = logits.to(torch.float32 if logits.device.type == "mps" else torch.float64)   # MPS has no float64
     logits = (logits - logits.amax(-1, keepdim=True)) / temperature                     # (..., V), max 0
     if top_k is not None:
         check_positive(top_k=top_k)
         kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[..., -1:]  # (..., 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = logits.softmax(-1).reshape(-1, logits.size(-1))                               # (N, V)
+    if top_p is not None and top_p < 1: probs = nucleus(probs, top_p)                   # (N, V), not renormalised
     return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
 
 # %% ../nbs/03_ar.ipynb #f3d3b456
@@ -179,7 +197,8 @@ class LeftToRight(Paradigm):
         raise NotImplementedError
 
     @torch.no_grad()
-    def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None, generator=None):
+    def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, top_p=None, steps=None, callback=None,
+                 generator=None):
         n = self.rows(n, prompt)
         check_positive(n=n, length=length)
         context = torch.cat([torch.full((n, 1), self.bos, dtype=torch.long, device=self.device),
@@ -187,7 +206,7 @@ class LeftToRight(Paradigm):
         logits, state = self.advance(self.init_state(n), context)             # (n, V)
         out = torch.empty(n, length, dtype=torch.long, device=self.device)
         for i in range(length):
-            out[:, i] = sample_from_logits(logits, temperature, top_k, generator)
+            out[:, i] = sample_from_logits(logits, temperature, top_k, generator, top_p=top_p)
             if callback is not None: callback(i + 1, out[:, :i + 1])
             if i + 1 < length: logits, state = self.advance(state, out[:, i:i + 1])
         return out

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .paradigm import Paradigm, check_positive, paradigms_with, stratified_uniform
-from .diffusion import DiffusionConfig, nelbo_weight, mask_tokens, unmask_step
+from .diffusion import DiffusionConfig, nelbo_weight, mask_tokens, mask_exactly, sampler_steps, unmask_step
 
 # %% auto #0
 __all__ = ['BlockConfig', 'block_causal_mask', 'two_stream_mask', 'BlockDiffusion']
@@ -82,14 +82,17 @@ class BlockDiffusion(Paradigm):
         both = self.net(torch.cat([z, x], 1), attn_mask=two_stream_mask(T, L, x.device), pos=pos)  # (B, 2T, V)
         return both[:, :T]                                                             # (B, T, V) the noisy half
 
-    def block_nelbo(self, x: torch.Tensor, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        "NELBO of each block of `x` (B, T) given its noisy version `z` (B, T) at the block times `t` (B, n_blocks): (B, n_blocks)."
+    def block_nats(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        "-log x_theta[x] summed over the masked positions of each block of `z` (B, T), given the clean blocks of `x` before it: (B, n_blocks)."
         B, T = x.shape
         L = self.config.block_len
         logits = self.denoiser_logits(z, x).float()                                    # (B, T, V)
         nats = F.cross_entropy(logits.transpose(1, 2), x, reduction="none") * (z == self.mask_id)  # (B, T) masks only
-        nats = F.pad(nats, (0, t.size(1) * L - T)).view(B, -1, L).sum(-1)             # (B, n_blocks)
-        return nelbo_weight(t, self.config.eps) * nats
+        return F.pad(nats, (0, -T % L)).view(B, -1, L).sum(-1)                        # (B, n_blocks)
+
+    def block_nelbo(self, x: torch.Tensor, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        "NELBO of each block of `x` (B, T) given its noisy version `z` (B, T) at the block times `t` (B, n_blocks): (B, n_blocks)."
+        return nelbo_weight(t, self.config.eps) * self.block_nats(x, z)
 
     def nelbo(self, x: torch.Tensor, t: torch.Tensor | None = None, generator=None) -> torch.Tensor:
         "One-sample estimate of the NELBO of each row of `x` (B, T), summed over its blocks: (B,). Stratified times unless `t` (B, n_blocks)."
@@ -106,29 +109,44 @@ class BlockDiffusion(Paradigm):
         t = self.block_times(B, -(-T // c.block_len), max(c.eps, c.mask_low), c.mask_high)   # (B, n_blocks)
         return self.nelbo(x, t).mean() / T
 
+    def nelbo_by_count(self, x: torch.Tensor, k: torch.Tensor | None = None, generator=None) -> torch.Tensor:
+        "The same NELBO with exactly k ~ U{1..L_b} masks in each block of L_b tokens, weight L_b / k <= L': (B,). Stratified unless `k` (B, n_blocks)."
+        B, T = x.shape
+        L = self.config.block_len
+        n_blocks = -(-T // L)
+        sizes = (T - L * torch.arange(n_blocks, device=x.device)).clamp(max=L)                 # (n_blocks,) the last may be short
+        if k is None: k = 1 + (self.block_times(B, n_blocks, 0.0, 1.0, generator) * sizes).long()  # (B, n_blocks) in {1..L_b}
+        rows = F.pad(x, (0, n_blocks * L - T)).view(B * n_blocks, L)                          # a block per row
+        real = (torch.arange(L, device=x.device) < sizes[:, None]).repeat(B, 1)               # (B * n_blocks, L) not padding
+        z = mask_exactly(rows, k.reshape(-1), self.mask_id, generator, real).view(B, -1)[:, :T]  # (B, T)
+        return (sizes / k * self.block_nats(x, z)).sum(1)                                     # (B,)
+
+    def nll_time(self, x):
+        "The NELBO of each row of `x` (B, T) estimated by time, weight 1/t per block (BD3-LM's estimator): (B,) nats."
+        return self.nelbo(self.check_batch(x))
+
     def nll(self, x):
-        self.check_batch(x)
-        if self.config.block_len > 1: return self.nelbo(x)
-        # One token per block: w(t) times the chance that it is masked at t is 1 for every t, so the expectation over t
-        # is the loss of the fully masked token, -log p(x_i | x_<i), computed exactly, with no Monte-Carlo error.
-        logits = self.denoiser_logits(torch.full_like(x, self.mask_id), x).float()     # (B, T, V)
-        return F.cross_entropy(logits.transpose(1, 2), x, reduction="none").sum(1)
+        "An upper bound on -log p(x) of each row of `x` (B, T) in nats (B,), estimated by count: exact at block_len = 1."
+        # One token per block: k = 1 and the weight L_b / k = 1, so the estimate by count is the loss of the fully masked
+        # token, -log p(x_i | x_<i), with no Monte-Carlo error: the exact likelihood of a left-to-right model.
+        return self.nelbo_by_count(self.check_batch(x))
 
 # %% ../nbs/05a_block.ipynb #c2157b62
 @patch
 @torch.no_grad()
 def denoise_block(self: BlockDiffusion, block: torch.Tensor, logits_of, steps: int, temperature: float = 1.0,
                   top_k: int | None = None, generator: torch.Generator | None = None, sampler: str | None = None,
-                  on_step=None) -> torch.Tensor:
+                  on_step=None, top_p: float | None = None) -> torch.Tensor:
     "Unmask the [MASK] positions of `block` (n, L) in `steps` steps; `logits_of(z)` gives the denoiser's logits (n, L, V), `on_step(i, z)` sees step i."
     sampler, z = sampler or self.config.sampler, block
     masks_at_start = (z == self.mask_id).sum(1)                                    # (n,)
+    steps = sampler_steps(sampler, steps, masks_at_start)                          # first hitting: one step per mask
     logp = None                                                                    # kept while no token changes
     for i, k in enumerate(range(steps, 0, -1), 1):                                 # from t = k/steps to s = (k-1)/steps
         if (z == self.mask_id).any():
             if logp is None: logp = logits_of(z).float().log_softmax(-1)          # (n, L, V)
             z, revealed = unmask_step(z, logp, k, steps, masks_at_start, self.mask_id, self.config.eps, sampler,
-                                      temperature, top_k, generator)               # (n, L), (n, L): masked diffusion's step
+                                      temperature, top_k, generator, top_p)        # (n, L), (n, L): masked diffusion's step
             if revealed.any(): logp = None
         if on_step is not None: on_step(i, z)
     return z
@@ -147,7 +165,7 @@ def clean_cache(self: BlockDiffusion, context: torch.Tensor):
 @torch.no_grad()
 def generate(self: BlockDiffusion, n: int | None, length: int, prompt=None, temperature: float = 1.0, top_k: int | None = None,
              steps: int | None = None, callback=None, generator: torch.Generator | None = None,
-             sampler: str | None = None) -> torch.Tensor:
+             sampler: str | None = None, top_p: float | None = None) -> torch.Tensor:
     "`n` samples of `length` tokens after `prompt`, block by block: each block unmasked in `steps` steps (default: the config's, else block_len) given the clean blocks before it, kept in a KV cache."
     n = self.rows(n, prompt)
     check_positive(n=n, length=length, steps=steps)
@@ -178,7 +196,7 @@ def generate(self: BlockDiffusion, n: int | None, length: int, prompt=None, temp
         on_step = None if callback is None else (
             lambda i, z: callback(done + i, torch.cat([seq[:, :start], z], 1)[:, P:end]))  # the new tokens, masks included
         block = F.pad(seq[:, start:], (0, L - (seq.size(1) - start)), value=self.mask_id)    # (n, L) known, then masks
-        block = self.denoise_block(block, noisy_logits, steps, temperature, top_k, generator, sampler, on_step)
+        block = self.denoise_block(block, noisy_logits, steps, temperature, top_k, generator, sampler, on_step, top_p)
         seq = torch.cat([seq[:, :start], block], 1)                                        # (n, start + L)
         stats["blocks"] += 1
     return seq[:, P:end]
@@ -188,7 +206,8 @@ def generate(self: BlockDiffusion, n: int | None, length: int, prompt=None, temp
 @torch.no_grad()
 def infill_in_block(self: BlockDiffusion, prefix, suffix, fill_length: int, steps: int | None = None, *, n: int = 1,
                     temperature: float = 1.0, top_k: int | None = None, callback=None,
-                    generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, sampler: str | None = None,
+                    top_p: float | None = None) -> torch.Tensor:
     "`n` fillings of `fill_length` tokens between `prefix` and `suffix`, when the gap and the suffix end in the block where the gap starts."
     check_positive(n=n, fill_length=fill_length, steps=steps)
     pre, suf = self.token_ids(prefix, n, "prefix"), self.token_ids(suffix, n, "suffix")    # (n, P), (n, S)
@@ -209,7 +228,8 @@ def infill_in_block(self: BlockDiffusion, prefix, suffix, fill_length: int, step
     block = torch.cat([pre[:, start:], pre.new_full((n, fill_length), self.mask_id), suf], 1)  # (n, <= L)
     block = F.pad(block, (0, L - block.size(1)), value=self.mask_id)                          # (n, L)
     on_step = None if callback is None else (lambda i, z: callback(i, z[:, gap]))
-    return self.denoise_block(block, noisy_logits, steps, temperature, top_k, generator, sampler, on_step)[:, gap]
+    return self.denoise_block(block, noisy_logits, steps, temperature, top_k, generator, sampler, on_step,
+                             top_p)[:, gap]
 
 @patch
 def infill(self: BlockDiffusion, prefix, suffix, fill_length: int, steps: int | None = None, **options) -> torch.Tensor:

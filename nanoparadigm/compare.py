@@ -353,6 +353,7 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
          dataset: str = "shakespeare",  # shakespeare, wikitext, or the path of a UTF-8 text file
          tokenizer: str = "char",  # char or bpe
          bpe_vocab_size: int = 512,  # vocabulary size of the bpe tokenizer
+         train_chars: int = None,  # train every paradigm on the first this many characters of the training split (validation unchanged; default: all)
          budget: str = "steps",  # steps (the same number of optimizer steps) or wallclock (the same seconds)
          max_steps: int = 2000,  # optimizer steps per paradigm, with --budget steps
          seconds: float = None,  # training seconds per paradigm, required with --budget wallclock (default: none)
@@ -388,7 +389,7 @@ def main(models: str = None,  # paradigms to compare, comma separated (default: 
                   trace_steps=8 if quick else None, resume=not fresh, command=" ".join(["nanoparadigm_compare"] + sys.argv[1:]),
                   seeds=_ints(seeds, "seeds"), seed_paradigms=_names(seed_models, "seed_models", empty_ok=True) or (),
                   size_matched=size_matched, ladder=_ints(ladder, "ladder"), ladder_paradigms=_names(ladder_models, "ladder_models", empty_ok=True) or (),
-                  dataset=dataset, tokenizer=tokenizer, bpe_vocab_size=bpe_vocab_size, eval_interval=eval_interval,
+                  dataset=dataset, tokenizer=tokenizer, bpe_vocab_size=bpe_vocab_size, eval_interval=eval_interval, train_chars=train_chars,
                   batch_size=batch_size, block_size=block_size, seed=seed, device=device, dtype=dtype, quiet=quiet, **shown, **tiny)
     print(format_table(res["rows"], res["known_entropy"]))
     print(f"\nreport: {res['report'].resolve()}")

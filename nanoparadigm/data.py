@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['CORPORA', 'ENCODE_CHUNK', 'DOC_SEP', 'CorpusNotFoundError', 'CorpusDecodeError', 'read_text', 'split_text',
-           'load_corpus', 'corpus_texts', 'token_dtype', 'safe_cuts', 'encode_compact', 'train_bpe', 'TextDataset',
-           'make_generator', 'get_batch', 'iter_eval_batches', 'check_tokenizer', 'split_documents', 'corpus_name',
-           'cache_root']
+           'load_corpus', 'corpus_texts', 'token_dtype', 'safe_cuts', 'encode_compact', 'train_bpe', 'first_chars',
+           'TextDataset', 'make_generator', 'get_batch', 'iter_eval_batches', 'check_tokenizer', 'split_documents',
+           'corpus_name', 'cache_root']
 
 # %% ../nbs/01_data.ipynb #752e786f
 import contextlib
@@ -196,6 +196,15 @@ def _positive_int(name: str, value, hint: str) -> int:
         raise ValueError(f"{name} must be a positive integer, got {value!r}; {hint}")
     return value
 
+# %% ../nbs/01_data.ipynb #f1c7a2b0
+def first_chars(text: str, n: int) -> str:
+    "The first `n` characters of `text`: the training split when a run trains on less data (`train_chars`)."
+    _positive_int("train_chars", n, "the number of training characters to keep, e.g. 100000")
+    if n > len(text):
+        raise ValueError(f"train_chars={n:,} is more than the {len(text):,} characters of the training split; "
+                         f"use at most {len(text):,}, or leave it unset to train on all of them")
+    return text[:n]
+
 # %% ../nbs/01_data.ipynb #7450f7d7
 class TextDataset:
     "A corpus tokenized once into one token stream per split, cached on disk, with random and evaluation windows."
@@ -204,8 +213,10 @@ class TextDataset:
                  bpe_vocab_size: int = 512,  # vocabulary size when tokenizer="bpe"
                  data_dir=None,  # handed to the corpus's loader: e.g. where WikiText-2's raw files are (chapter 10a)
                  cache_dir=None,  # where encoded corpora are cached; default `cache_root()`
-                 use_cache: bool = True):  # False: always encode, never read or write the cache
+                 use_cache: bool = True,  # False: always encode, never read or write the cache
+                 train_chars: int | None = None):  # train on the first this many characters only (section *Less training data*)
         self.corpus, texts = corpus_texts(corpus, data_dir=data_dir)  # a name for messages and reports; {split: text}
+        kept = first_chars(texts["train"], train_chars) if train_chars is not None else None
         self.splits = tuple(texts)
         self.n_chars = {split: len(text) for split, text in texts.items()}
         self.n_bytes = {split: _utf8_len(text) for split, text in texts.items()}
@@ -219,6 +230,10 @@ class TextDataset:
             # split -> (N,) ids in `dtype`; each split's text is dropped once encoded
             self.tokens = {split: encode_compact(self._tokenizer, texts.pop(split), dtype) for split in self.splits}
             if use_cache: self._write_cache()
+        if kept is not None:  # the tokenizer stays the whole corpus's, so every slice is scored with one vocabulary
+            self.tokens["train"] = encode_compact(self._tokenizer, kept, token_dtype(self.vocab_size))  # (train_chars,) for char
+            self.n_chars["train"], self.n_bytes["train"] = len(kept), _utf8_len(kept)
+        self.train_chars = train_chars
 
     @classmethod
     def from_text(cls, text: str, val_fraction: float = 0.1, **kwargs) -> "TextDataset":

@@ -65,6 +65,7 @@ class Request:
     steps: int = 64
     temperature: float = 0.8
     top_k: int = 0
+    top_p: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
@@ -134,8 +135,8 @@ class DemoSession:
             if on_step is not None: on_step(item.name, step, text)
         def callback(step, tokens):  # tokens: (n, new so far) of the new tokens only
             record(step, _frame(req, render(item.tokenizer, tokens[0])))
-        kw = dict(temperature=req.temperature, top_k=req.top_k or None, seed=req.seed, callback=callback,
-                  steps=req.steps if item.model.iterative else None)
+        kw = dict(temperature=req.temperature, top_k=req.top_k or None, top_p=req.top_p, seed=req.seed,
+                  callback=callback, steps=req.steps if item.model.iterative else None)
         try:
             if req.mode == "infill":
                 fill, = infill_text(item.model, item.tokenizer, req.prefix, req.suffix, req.length, **kw)
@@ -188,6 +189,8 @@ class DemoApp:
         self.steps = w.IntSlider(value=64, min=1, max=256, description="steps", style=style)
         self.temperature = w.FloatSlider(value=0.8, min=0.0, max=2.0, step=0.05, description="temperature", style=style)
         self.top_k = w.IntText(value=0, description="top-k (0: off)", style=style, layout=w.Layout(width="150px"))
+        self.top_p = w.BoundedFloatText(value=1.0, min=0.0, max=1.0, step=0.05, description="top-p (1: off)", style=style,
+                                        layout=w.Layout(width="160px"))
         self.seed = w.IntText(value=0, description="seed", style=style, layout=w.Layout(width="120px"))
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")
         self.columns = w.HBox()
@@ -199,7 +202,8 @@ class DemoApp:
         self._show_mode()
         self.widget = w.VBox([w.HBox([self.picker, w.VBox([self.load_button])]), self.extra, self.status,
                               w.HBox([w.Label("mode"), self.mode]), self.text_box, self.length_box,
-                              w.HBox([self.temperature, self.top_k, self.seed]), self.generate_button, self.columns])
+                              w.HBox([self.temperature, self.top_k, self.top_p, self.seed]), self.generate_button,
+                              self.columns])
         if found: self.load()
         else: self.status.value = ("<b>no checkpoints found</b> in out/, report/runs/ or runs/: train one with "
                                    "<code>nanoparadigm_train</code>, or type its path above and press Load")
@@ -233,7 +237,7 @@ class DemoApp:
         mode = mode or self.mode.value
         return Request(mode, self.prompt.value, self.prefix.value, self.suffix.value,
                        (self.gap if mode == "infill" else self.length).value, self.steps.value, self.temperature.value,
-                       self.top_k.value, self.seed.value)
+                       self.top_k.value, self.top_p.value, self.seed.value)
 
     def generate(self) -> dict:
         "Run the request on every loaded model, redrawing each column as it samples; {name: final text}."

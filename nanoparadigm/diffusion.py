@@ -13,7 +13,8 @@ from .ar import Paradigm, sample_from_logits
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'MASKINGS', 'mask_exactly', 'log_linear_alpha', 'nelbo_weight', 'mask_tokens', 'stratified_uniform',
-           'DenoiserConfig', 'Denoiser', 'DiffusionConfig', 'Diffusion', 'unmask_step', 'denoising_figure']
+           'DenoiserConfig', 'Denoiser', 'DiffusionConfig', 'Diffusion', 'sampler_steps', 'unmask_step',
+           'denoising_figure']
 
 # %% ../nbs/04_diffusion.ipynb #1f138c29
 def mask_exactly(x: torch.Tensor, k: torch.Tensor, mask_id: int, generator: torch.Generator | None = None,
@@ -66,7 +67,7 @@ class Denoiser(Paradigm):
 
     def denoise(self, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
                 top_k: int | None = None, callback=None, region: slice = slice(None),
-                generator: torch.Generator | None = None, **options) -> torch.Tensor:
+                generator: torch.Generator | None = None, top_p: float | None = None, **options) -> torch.Tensor:
         "Refine the positions of `window` (n, W) where `known` (W,) is False, in `steps` passes; `callback(step, window[:, region])`."
         raise NotImplementedError
 
@@ -97,25 +98,25 @@ class Denoiser(Paradigm):
         return self.denoise(window, known, steps or self.config.sampling_steps, region=gap, **kw)[:, gap]
 
     def generate(self, n, length, prompt=None, temperature=1.0, top_k=None, steps=None, callback=None,
-                 generator=None, **options):
+                 generator=None, top_p=None, **options):
         "`n` samples of `length` tokens after the clamped `prompt`, refined in `steps` passes (default: the config's)."
         return self._fill(self.rows(n, prompt), prompt, length, None, steps, ("prompt", "length"), temperature=temperature, top_k=top_k,
-                          callback=callback, generator=generator, **options)
+                          top_p=top_p, callback=callback, generator=generator, **options)
 
-    def infill(self, prefix, suffix, fill_length, steps=None, *, n=1, temperature=1.0, top_k=None, callback=None,
-               generator=None, **options):
+    def infill(self, prefix, suffix, fill_length, steps=None, *, n=1, temperature=1.0, top_k=None, top_p=None,
+               callback=None, generator=None, **options):
         "`n` fillings of `fill_length` tokens between the clamped `prefix` and `suffix`, refined in `steps` passes."
         return self._fill(n, prefix, fill_length, suffix, steps, ("prefix", "fill_length"), temperature=temperature,
-                          top_k=top_k, callback=callback, generator=generator, **options)
+                          top_k=top_k, top_p=top_p, callback=callback, generator=generator, **options)
 
 # %% ../nbs/04_diffusion.ipynb #079497c0
-SAMPLERS = ("ancestral", "confidence")
+SAMPLERS = ("ancestral", "confidence", "first_hitting", "exact_k")
 MASKINGS = ("time", "count")
 
 @dataclass
 class DiffusionConfig(TransformerConfig, DenoiserConfig):
     "Config of masked diffusion: the transformer fields, `sampling_steps` (`DenoiserConfig`), the sampler, and how the training loss masks."
-    sampler: str = "ancestral"   # "ancestral" (MDLM's reverse process) or "confidence" (low-confidence remasking)
+    sampler: str = "ancestral"   # "ancestral" (MDLM's N-step reverse process), "confidence" (low-confidence remasking), "first_hitting" (exact: one token per call), "exact_k" (ceil(masks/steps) tokens per step)
     eps: float = 1e-3            # the schedule's alpha_1 = eps; "time" masking trains on times in [eps, 1] (weights 1/t <= 1/eps)
     masking: str = "time"        # how `loss` masks a window: "time" (each token with probability t, weight 1/t) or "count" (exactly k ~ U{1..T} tokens, weight T/k)
     mask_low: float = 0.3        # `loss` masks fractions of a window in [mask_low, mask_high] only: a clipped schedule as in
@@ -191,25 +192,35 @@ class Diffusion(Denoiser):
         return self.nelbo_by_count(x, free=self.free_positions(x, known))
 
 # %% ../nbs/04_diffusion.ipynb #3f83b5b7
+def sampler_steps(sampler: str, steps: int, masks_at_start: torch.Tensor) -> int:
+    "The number of steps `sampler` walks: `steps`, except first hitting, which takes one per mask of the fullest row whatever `steps` says."
+    return int(masks_at_start.max()) if sampler == "first_hitting" else steps
+
 def unmask_step(z: torch.Tensor, logp: torch.Tensor, k: int, steps: int, masks_at_start: torch.Tensor, mask_id: int,
                 eps: float, sampler: str = "ancestral", temperature: float = 1.0, top_k: int | None = None,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None, top_p: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of `sampler` from t = k/steps to s = (k-1)/steps: reveal some `mask_id` positions of `z` (n, W) with tokens
     drawn from `logp` (n, W, V), the log x_theta of `z`; `masks_at_start` (n,) counts each row's masks before step `steps`.
     Returns the new z (n, W) and the positions it revealed (n, W)."""
     if sampler not in SAMPLERS: raise ValueError(f"sampler={sampler!r}: must be one of {SAMPLERS}")
     masked = z == mask_id                                                           # (n, W)
     proposal = z.clone()                                                            # (n, W) a token for every revealed mask
+    draw = lambda logits: sample_from_logits(logits, temperature, top_k, generator, top_p=top_p)
     if sampler == "ancestral":   # each mask is revealed with probability (alpha_s - alpha_t) / (1 - alpha_t) = 1/k
         a_t, a_s = log_linear_alpha(k / steps, eps), log_linear_alpha((k - 1) / steps, eps)
         reveal = masked & (torch.rand(z.shape, generator=generator, device=z.device) < (a_s - a_t) / (1 - a_t))  # (n, W)
-        if reveal.any(): proposal[reveal] = sample_from_logits(logp[reveal], temperature, top_k, generator)
-    else:                        # confidence: a token at every mask, the surest kept so that a fraction s stays masked
-        proposal[masked] = sample_from_logits(logp[masked], temperature, top_k, generator)
-        confidence = logp.gather(-1, proposal[..., None])[..., 0].masked_fill(~masked, -torch.inf)  # (n, W)
-        n_reveal = masked.sum(1) - masks_at_start * (k - 1) // steps                # (n,) leave a fraction s masked
-        rank = confidence.argsort(1, descending=True).argsort(1)                    # (n, W) 0 = most confident
-        reveal = masked & (rank < n_reveal[:, None])                                # (n, W)
+        if reveal.any(): proposal[reveal] = draw(logp[reveal])
+        return torch.where(reveal, proposal, z), reveal
+    proposal[masked] = draw(logp[masked])                                           # a token at every mask, some kept
+    if sampler == "confidence":  # the surest proposals kept, so that a fraction s of the masks stays masked
+        score = logp.gather(-1, proposal[..., None])[..., 0]                        # (n, W)
+        n_reveal = masked.sum(1) - masks_at_start * (k - 1) // steps                # (n,)
+    else:                        # uniformly random masks, one (first hitting) or ceil(masks / steps) (exact k) per step
+        score = torch.rand(z.shape, generator=generator, device=z.device)           # (n, W)
+        per_step = torch.ones_like(masks_at_start) if sampler == "first_hitting" else -(-masks_at_start // steps)  # (n,)
+        n_reveal = masked.sum(1) - (masks_at_start - (steps - k + 1) * per_step).clamp(min=0)   # (n,) none left at k = 1
+    rank = score.masked_fill(~masked, -torch.inf).argsort(1, descending=True).argsort(1)   # (n, W) 0 = first kept
+    reveal = masked & (rank < n_reveal[:, None])                                    # (n, W)
     return torch.where(reveal, proposal, z), reveal
 
 # %% ../nbs/04_diffusion.ipynb #6cf8c0ad
@@ -217,11 +228,12 @@ def unmask_step(z: torch.Tensor, logp: torch.Tensor, k: int, steps: int, masks_a
 @torch.no_grad()
 def denoise(self: Diffusion, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
             top_k: int | None = None, callback=None, region: slice = slice(None),
-            generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
+            generator: torch.Generator | None = None, sampler: str | None = None, top_p: float | None = None) -> torch.Tensor:
     "Mask the positions of `window` (n, W) where `known` (W,) is False and unmask them in `steps` steps; `callback` sees `region`."
     sampler, n = sampler or self.config.sampler, window.size(0)
     z = window.masked_fill(~known, self.mask_id)                                    # (n, W)
     masks_at_start = (z == self.mask_id).sum(1)                                     # (n,) masks to fill, per row
+    steps = sampler_steps(sampler, steps, masks_at_start)                           # first hitting: one step per mask
     logp = torch.zeros(*z.shape, self.config.vocab_size, device=z.device)           # (n, W, V) cached x_theta
     stale = torch.ones(n, dtype=torch.bool, device=z.device)                        # rows whose cache is out of date
     calls = rows = 0
@@ -233,7 +245,7 @@ def denoise(self: Diffusion, window: torch.Tensor, known: torch.Tensor, steps: i
                 logp[todo] = self(z[todo]); calls += 1; rows += int(todo.sum())
                 stale &= ~todo
             z, revealed = unmask_step(z, logp, k, steps, masks_at_start, self.mask_id, self.config.eps, sampler,
-                                      temperature, top_k, generator)                # (n, W), (n, W)
+                                      temperature, top_k, generator, top_p)         # (n, W), (n, W)
             stale |= revealed.any(1)
         if callback is not None: callback(steps - k + 1, z[:, region])
     self.sampling_stats = {"steps": steps, "model_calls": calls, "row_evaluations": rows}

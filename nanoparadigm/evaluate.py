@@ -14,14 +14,16 @@ from pathlib import Path
 import torch
 from .files import command, check_output_dir, FolderLock, write_atomic, pick_device, Progress
 from .likelihood import Run, load_run, likelihood, generation_speed, evaluating
-from .judges import NGramJudge, ModelJudge, judges_for, score_texts, real_texts, frontier, plot_frontier
+from .judges import (NGramJudge, ModelJudge, CopyIndex, COPY_THRESHOLD, judges_for, score_texts, real_texts, frontier,
+                                 plot_frontier)
 from .spans import span_task, span_baselines, plot_spans
 from .facts import reversal_curse, plot_reversal, known_entropy
 
 # %% auto #0
 __all__ = ['KNOWN_ENTROPY_SIZE', 'EVAL_PRESETS', 'NANOGPT_BPC', 'NANOGPT_NOTE', 'EvalSettings', 'Preset', 'check_preset',
-           'make_judges', 'evaluate_run', 'evaluate', 'number_cell', 'interval_cell', 'bound_cell', 'markdown_table',
-           'excess_note', 'anchor_row', 'format_table', 'write_report', 'main']
+           'make_judges', 'copy_indexes', 'evaluate_run', 'evaluate', 'number_cell', 'interval_cell', 'bound_cell',
+           'markdown_table', 'excess_note', 'anchor_row', 'copy_cells', 'quality_table', 'format_table', 'write_report',
+           'main']
 
 # %% ../nbs/12e_report.ipynb #b1384388
 @dataclass
@@ -104,10 +106,17 @@ def make_judges(runs: list[Run], extra: list[Run] = (), ngram_order: int = 5) ->
             seen.add((r.paradigm, r.corpus)); model_judges.append(ModelJudge(r))
     return independent, model_judges
 
+def copy_indexes(runs: list[Run]) -> dict:
+    "{corpus: CopyIndex} of each corpus's training split: how much samples and real text copy from it (chapter 12b)."
+    copies = {}
+    for r in runs:
+        if r.corpus not in copies: copies[r.corpus] = CopyIndex(r.dataset.decode(r.dataset.train))
+    return copies
+
 # %% ../nbs/12e_report.ipynb #e6e57532
 def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, baselines: dict | None = None,
-                 verbose: bool = False, progress: Progress | None = None) -> dict:
-    "Every measure of one loaded `run`, scored by `judges`, as one dict of plain data (see the table above)."
+                 verbose: bool = False, progress: Progress | None = None, copies: CopyIndex | None = None) -> dict:
+    "Every measure of one loaded `run`, scored by `judges` (and `copies`, the training split's CopyIndex), as one dict of plain data (see the table above)."
     with evaluating(run.model):   # scored and sampled without dropout; the caller's mode comes back after
         s, model, ds = settings or EvalSettings(), run.model, run.dataset
         def say(msg: str, fraction: float):   # what this run's evaluation is doing, for the progress lines
@@ -126,10 +135,10 @@ def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, b
             + (f" and {len(s.steps_curve)} step counts" if model.iterative else ""), 0.2)
         temperatures = tuple(dict.fromkeys((*s.temperatures, 1.0)))     # temperature 1 is the headline point
         row["frontier"] = frontier(model, run.tokenizer, judges, temperatures, s.steps_curve, s.samples, length,
-                                   n_boot=s.n_boot, seed=s.seed,
+                                   n_boot=s.n_boot, seed=s.seed, copies=copies,
                                    callback=lambda i, k, what: say(f"{s.samples} samples at {what} ({i + 1}/{k})", 0.2 + 0.5 * i / k))
         samples = next(p for p in row["frontier"] if p["temperature"] == 1.0 and p["steps"] is None)
-        real = score_texts(real_texts(ds, s.samples, length), judges, s.n_boot, s.seed)
+        real = score_texts(real_texts(ds, s.samples, length), judges, s.n_boot, s.seed, copies)
         row["quality"] = {"samples": samples, "real": real, "temperature": 1.0, "length": length}
         row["judges"] = {name: {**j, "real": real["judges"][name]["bits_per_char"], "real_ci": real["judges"][name]["ci"]}
                          for name, j in samples["judges"].items()}
@@ -161,8 +170,9 @@ def evaluate(paths, judge=(), settings: EvalSettings | None = None, dataset: str
     extra = [load_run(p, device, dataset, cache) for p in ([judge] if isinstance(judge, (str, Path)) else list(judge or ()))]
     rows, baselines = [], {}
     with Progress(f"evaluating ({s.preset} preset)", len(runs), quiet=quiet) as job:
-        job.detail("fitting the judges")
+        job.detail("fitting the judges and indexing the training text")
         independent, model_judges = make_judges(runs, extra, s.ngram_order)
+        copies = copy_indexes(runs)
         for run in runs:
             job.step(f"{run.name} ({run.paradigm})")
             span, T = min(s.span, run.model.config.block_size // 2), run.model.config.block_size
@@ -170,7 +180,7 @@ def evaluate(paths, judge=(), settings: EvalSettings | None = None, dataset: str
             if key not in baselines:
                 baselines[key] = span_baselines(run.dataset, s.n_pairs, span, s.choices, T, s.seed, independent[run.corpus], s.n_boot)
             judges = judges_for(run, model_judges, [independent[run.corpus]])
-            rows.append(evaluate_run(run, judges, s, baselines[key], verbose, job if not quiet else None))
+            rows.append(evaluate_run(run, judges, s, baselines[key], verbose, job if not quiet else None, copies[run.corpus]))
     return rows
 
 # %% ../nbs/12e_report.ipynb #1e4eb40e
@@ -212,6 +222,33 @@ def anchor_row(excess: bool) -> list:
     cells = ", ".join(f"{v:.3f} ({k})" for k, v in NANOGPT_BPC.items())
     return ["*nanoGPT (quoted)*", "ar", "10.7M", "char", cells, "–", "–", "–"] + (["–"] if excess else [])
 
+def copy_cells(scores: dict) -> list:
+    "The copying cells of one set of scores: its longest copy from the training split, 'median (max)', and the share of long copies."
+    c = scores.get("copying")
+    return ["–", "–"] if c is None else [f"{c['median']:g} ({c['max']})", f"{c['share']:.2f}"]
+
+def quality_table(rows: list[dict], judges: list) -> str:
+    "Sample quality: each run's samples and each corpus's real text under every judge, with entropy, distinct-4 and copying."
+    copying = any("copying" in r["quality"]["samples"] for r in rows)   # reports written before chapter 12b measured it have none
+    def line(name: str, scores: dict) -> list:
+        return [name, *[interval_cell(scores["judges"][j]["bits_per_char"], scores["judges"][j]["ci"]) if j in scores["judges"] else "–"
+                        for j in judges],
+                interval_cell(scores["entropy"]["mean"], scores["entropy"]["ci"], "{:.2f}"), number_cell(scores["distinct4"])] + \
+               (copy_cells(scores) if copying else [])
+    lines = [line(r["name"], r["quality"]["samples"]) for r in rows]
+    for corpus in dict.fromkeys(r["corpus"] for r in rows):   # real text, scored by every judge of the corpus's rows
+        group = [r for r in rows if r["corpus"] == corpus]
+        real = {**group[0]["quality"]["real"], "judges": {j: s for r in group for j, s in r["quality"]["real"]["judges"].items()}}
+        lines.append(line(f"*real text{'' if len({x['corpus'] for x in rows}) == 1 else ' (' + corpus + ')'}*", real))
+    q = rows[0]["quality"]
+    return "\n".join([f"\n### Sample quality: bits per character under each judge, 95% intervals ({q['samples']['texts']} samples "
+                      f"x {q['length']} tokens at temperature 1; real text: as many validation windows of the same length; "
+                      "a judge never scores its own paradigm"
+                      + (f"; longest copy: the longest substring a sample shares with the training split, median (max) over the "
+                         f"samples, and the share of samples with a copy of {COPY_THRESHOLD}+ characters" if copying else "") + ")\n",
+                      markdown_table(["run", *judges, "char entropy", "distinct-4"]
+                                     + (["longest copy", f"share {COPY_THRESHOLD}+"] if copying else []), lines)])
+
 def format_table(rows: list[dict], known: list | None = None) -> str:
     "The rows of `evaluate` as markdown: likelihood, sample quality, speed over steps, and forward/reverse accuracy."
     if not rows: return "(no checkpoints evaluated)"
@@ -226,20 +263,7 @@ def format_table(rows: list[dict], known: list | None = None) -> str:
                              + ([excess_note(r["paradigm"], known)] if excess else []) for r in rows]
                             + ([anchor_row(excess)] if quoted else []))] + ([NANOGPT_NOTE] if quoted else [])
     judges = list(dict.fromkeys(j for r in rows for j in r["judges"]))
-    q = rows[0]["quality"]
-    lines = [[r["name"], *[interval_cell(r["judges"][j]["bits_per_char"], r["judges"][j]["ci"]) if j in r["judges"] else "–" for j in judges],
-              interval_cell(r["quality"]["samples"]["entropy"]["mean"], r["quality"]["samples"]["entropy"]["ci"], "{:.2f}"),
-              number_cell(r["quality"]["samples"]["distinct4"])] for r in rows]
-    for corpus in dict.fromkeys(r["corpus"] for r in rows):   # real text, scored by every judge of the corpus's rows
-        group = [r for r in rows if r["corpus"] == corpus]
-        real = {**group[0]["quality"]["real"], "judges": {j: s for r in group for j, s in r["quality"]["real"]["judges"].items()}}
-        lines.append([f"*real text{'' if len({x['corpus'] for x in rows}) == 1 else ' (' + corpus + ')'}*",
-                      *[interval_cell(real["judges"][j]["bits_per_char"], real["judges"][j]["ci"]) if j in real["judges"] else "–" for j in judges],
-                      interval_cell(real["entropy"]["mean"], real["entropy"]["ci"], "{:.2f}"), number_cell(real["distinct4"])])
-    parts += [f"\n### Sample quality: bits per character under each judge, 95% intervals ({q['samples']['texts']} samples "
-              f"x {q['length']} tokens at temperature 1; real text: as many validation windows of the same length; "
-              "a judge never scores its own paradigm)\n",
-              markdown_table(["run", *judges, "char entropy", "distinct-4"], lines)]
+    parts.append(quality_table(rows, judges))
     parts += ["\n### Generation speed\n",
               markdown_table(["run", "batch × length", "tokens/s"],
                              [[r["name"], f"{r['gen_batch']} × {r['gen_length']}", number_cell(r["tokens_per_s"], "{:,.0f}")] for r in rows])]

@@ -112,8 +112,8 @@ class DiscreteFlow(Denoiser):
 
     @torch.no_grad()
     def denoise(self, window: torch.Tensor, known: torch.Tensor, steps: int, temperature: float = 1.0,
-                top_k: int | None = None, callback=None, region=slice(None), generator: torch.Generator | None = None,
-                eta: float | None = None, time_grid: str | None = None) -> torch.Tensor:
+                top_k: int | None = None, top_p: float | None = None, callback=None, region=slice(None),
+                generator: torch.Generator | None = None, eta: float | None = None, time_grid: str | None = None) -> torch.Tensor:
         "Run the sampler on `window` (n, W) from t=0 to 1, never changing the positions where `known` (W,) is True."
         eta = self.config.eta if eta is None else eta
         time_grid = time_grid or self.config.time_grid
@@ -130,7 +130,7 @@ class DiscreteFlow(Denoiser):
             logits = self(x, torch.full((n,), times[k].item(), device=x.device))    # (n, W, V)
             u = torch.rand(x.shape, generator=generator, device=x.device)           # (n, W)
             p_jump = (k1 - k0) / (1 - k0)      # the conditional chain's chance to jump in this step: 1 on the last one
-            new = torch.where(u < p_jump, sample_from_logits(logits, temperature, top_k, generator), x)
+            new = torch.where(u < p_jump, sample_from_logits(logits, temperature, top_k, generator, top_p=top_p), x)
             if eta > 0 and p_jump < 1:
                 p_shown = logits.softmax(-1).gather(-1, x[..., None])[..., 0]       # (n, W)
                 k_mid = (k0 + k1) / 2

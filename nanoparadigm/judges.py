@@ -5,6 +5,9 @@
 # %% ../nbs/12b_judges.ipynb #133d4901
 from __future__ import annotations
 import math
+import statistics
+from array import array
+from bisect import bisect_left
 from collections import Counter
 import torch
 from .paradigm import Paradigm
@@ -13,8 +16,9 @@ from .likelihood import Run, val_windows, windowed_nll, evaluating
 from .stats import bootstrap_interval
 
 # %% auto #0
-__all__ = ['UNKNOWN', 'NGramJudge', 'ModelJudge', 'judges_for', 'char_entropy', 'distinct_ngrams', 'score_texts', 'sample_texts',
-           'real_texts', 'frontier', 'plot_frontier']
+__all__ = ['UNKNOWN', 'COPY_THRESHOLD', 'NGramJudge', 'ModelJudge', 'judges_for', 'char_entropy', 'distinct_ngrams',
+           'suffix_array', 'CopyIndex', 'copy_summary', 'score_texts', 'sample_texts', 'real_texts', 'frontier',
+           'plot_frontier']
 
 # %% ../nbs/12b_judges.ipynb #d36d281c
 UNKNOWN = "\ufffd"   # stands for every character the judge never saw in training
@@ -165,9 +169,56 @@ def distinct_ngrams(texts: list[str], n: int = 4) -> float:
     if not grams: raise ValueError(f"distinct_ngrams needs a text of at least n={n} characters")
     return len(set(grams)) / len(grams)
 
+# %% ../nbs/12b_judges.ipynb #8f414e36
+COPY_THRESHOLD = 32   # characters: a sample sharing this much with the training split counts as one that copied
+
+def suffix_array(text: str) -> torch.Tensor:
+    "The start of every suffix of `text` in sorted order (as Python compares strings), by prefix doubling."
+    n = len(text)
+    codes = torch.frombuffer(bytearray(text.encode("utf-32-le", "surrogatepass")), dtype=torch.int32) if n else torch.zeros(0, dtype=torch.int32)
+    rank = torch.unique(codes, return_inverse=True)[1]                   # (n,) rank of each suffix by its first character
+    order, k = torch.argsort(rank, stable=True), 1                       # (n,) suffixes sorted by their first k characters
+    while n and rank.max() < n - 1:                                      # two suffixes still share their first k characters
+        after = torch.full((n,), -1, dtype=torch.long); after[:n - k] = rank[k:]   # (n,) rank of the k characters after; -1: the end, first
+        key = rank * (n + 1) + after + 1                                 # (n,) the pair (rank, after) as one integer (< n² + 2n)
+        order = torch.argsort(key)                                       # (n,) sorted by the first 2k characters
+        ordered = key[order]
+        group = torch.cat([ordered.new_zeros(1), (ordered[1:] != ordered[:-1]).long().cumsum(0)])   # (n,) new rank, in order
+        rank = torch.empty_like(group); rank[order] = group
+        k *= 2
+    return order
+
+class CopyIndex:
+    "The training text's suffix array: how long a substring of any text occurs in the training text."
+    def __init__(self, text: str):
+        if not isinstance(text, str): raise TypeError(f"CopyIndex needs the training text as a str, got {type(text).__name__}")
+        if not text: raise ValueError("CopyIndex needs a non-empty training text")
+        self.text, self.suffixes = text, array("q", suffix_array(text).tolist())   # a plain array: fast to index one at a time
+
+    def occurs(self, s: str) -> bool:
+        "Whether `s` is a substring of the training text: a binary search for the first suffix not below it."
+        m, text = len(s), self.text
+        i = bisect_left(self.suffixes, s, key=lambda start: text[start:start + m])   # suffixes cut to m characters stay sorted
+        return i < len(self.suffixes) and text[self.suffixes[i]:self.suffixes[i] + m] == s
+
+    def longest_copy(self, text: str) -> int:
+        "The length of the longest substring of `text` that occurs in the training text (0: none of its characters does)."
+        best = 0
+        for start in range(len(text)):                                   # best: the longest copy starting before `start`
+            while start + best < len(text) and self.occurs(text[start:start + best + 1]): best += 1
+        return best
+
+def copy_summary(texts: list[str], index: CopyIndex, threshold: int = COPY_THRESHOLD) -> dict:
+    "The median and longest copy from the training text over `texts`, and the share of texts with a copy of >= `threshold` characters."
+    if not texts: raise ValueError("copy_summary needs at least one text")
+    lengths = [index.longest_copy(t) for t in texts]
+    return {"median": statistics.median(lengths), "max": max(lengths), "threshold": threshold,
+            "share": sum(n >= threshold for n in lengths) / len(lengths)}
+
 # %% ../nbs/12b_judges.ipynb #4e5be995
-def score_texts(texts: list[str], judges: list, n_boot: int = 1000, seed: int = 0) -> dict:
-    "Each judge's bits per character of `texts` with a bootstrap 95% interval; mean character entropy (interval); distinct-4."
+def score_texts(texts: list[str], judges: list, n_boot: int = 1000, seed: int = 0, copies: CopyIndex | None = None) -> dict:
+    """Each judge's bits per character of `texts` with a bootstrap 95% interval; mean character entropy (interval); distinct-4;
+    with a `CopyIndex` of the training text, also how much the texts copy from it (`copy_summary`)."""
     out = {"texts": len(texts), "chars": sum(map(len, texts)), "example": texts[0] if texts else None, "judges": {}}
     for judge in judges:
         bits, chars = zip(*judge.text_bits(texts))
@@ -176,8 +227,8 @@ def score_texts(texts: list[str], judges: list, n_boot: int = 1000, seed: int = 
     entropy = [char_entropy(t) for t in texts]
     out["entropy"] = {"mean": sum(entropy) / len(entropy), "ci": bootstrap_interval(entropy, n_boot=n_boot, seed=seed)}
     out["distinct4"] = distinct_ngrams(texts, 4)
+    if copies is not None: out["copying"] = copy_summary(texts, copies)
     return out
-
 @torch.no_grad()
 def sample_texts(model: Paradigm, tokenizer, n: int, length: int, temperature: float = 1.0, steps: int | None = None,
                  batch: int = 64, seed: int = 0) -> list[str]:
@@ -197,15 +248,16 @@ def real_texts(dataset: TextDataset, n: int, length: int) -> list[str]:
 
 # %% ../nbs/12b_judges.ipynb #a26ed0e1
 def frontier(model: Paradigm, tokenizer, judges: list, temperatures=(0.6, 0.7, 0.8, 0.9, 1.0), steps=(), n: int = 256,
-             length: int = 128, batch: int = 64, n_boot: int = 1000, seed: int = 0, callback=None) -> list[dict]:
+             length: int = 128, batch: int = 64, n_boot: int = 1000, seed: int = 0, callback=None,
+             copies: CopyIndex | None = None) -> list[dict]:
     """Scores of `n` samples at each temperature (default steps) and, at temperature 1, at each number of `steps`.
-    `callback(i, points, what)` is told before each point is sampled (for progress lines)."""
+    `callback(i, points, what)` is told before each point is sampled (for progress lines); `copies`: see `score_texts`."""
     settings = [(t, None) for t in temperatures] + [(1.0, s) for s in (steps if model.iterative else ())]
     points = []
     for i, (t, s) in enumerate(settings):
         if callback is not None: callback(i, len(settings), f"temperature {t:g}" + (f", {s} steps" if s else ""))
         points.append({"temperature": t, "steps": s, **score_texts(sample_texts(model, tokenizer, n, length, t, s, batch, seed),
-                                                                  judges, n_boot, seed)})
+                                                                  judges, n_boot, seed, copies)})
     return points
 
 def plot_frontier(curves: dict, real: dict | None = None, judge: str | None = None, ax=None):

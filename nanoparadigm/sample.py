@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from .paradigm import Paradigm, check_positive
+from .ar import check_top_p
 from .tokenizers import render
 from .data import check_tokenizer
 
@@ -19,8 +20,9 @@ def encode_text(tokenizer, text: str, what: str = "prompt") -> list[int]:
     try: return tokenizer.encode(text)
     except ValueError as e: raise ValueError(f"the {what} {text!r} cannot be encoded by this checkpoint's tokenizer: {e}") from None
 
-def _check_sampling(temperature, **counts):
+def _check_sampling(temperature, top_p, **counts):
     check_positive(**counts)
+    check_top_p(top_p)
     if not (isinstance(temperature, (int, float)) and 0 <= temperature < float("inf")):
         raise ValueError(f"temperature={temperature}: must be a finite number >= 0 (0 is greedy decoding)")
 
@@ -37,27 +39,27 @@ def default_length(model: Paradigm, n_prompt: int) -> int:
     return bs - n_prompt
 
 def generate_text(model: Paradigm, tokenizer, prompt: str = "", length: int | None = None, num_samples: int = 1,
-                  temperature: float = 1.0, top_k: int | None = None, steps: int | None = None, seed: int | None = None,
-                  callback=None) -> list[str]:
+                  temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                  steps: int | None = None, seed: int | None = None, callback=None) -> list[str]:
     "`num_samples` texts: `prompt` followed by `length` new tokens (default: one window) sampled from `model`."
     check_tokenizer(model, tokenizer, "sample")
     ids = encode_text(tokenizer, prompt) if prompt else []
     if length is None: length = default_length(model, len(ids))
-    _check_sampling(temperature, length=length, num_samples=num_samples, top_k=top_k, steps=steps)
-    out = model.generate(num_samples, length, prompt=ids or None, temperature=temperature, top_k=top_k, steps=steps,
-                         callback=callback, generator=_generator(model, seed))                   # (n, length)
+    _check_sampling(temperature, top_p, length=length, num_samples=num_samples, top_k=top_k, steps=steps)
+    out = model.generate(num_samples, length, prompt=ids or None, temperature=temperature, top_k=top_k, top_p=top_p,
+                         steps=steps, callback=callback, generator=_generator(model, seed))      # (n, length)
     return [prompt + tokenizer.decode(row.tolist()) for row in out]
 
 def infill_text(model: Paradigm, tokenizer, prefix: str, suffix: str, fill_length: int = 30, num_samples: int = 1,
-                temperature: float = 1.0, top_k: int | None = None, steps: int | None = None, seed: int | None = None,
-                callback=None) -> list[str]:
+                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                steps: int | None = None, seed: int | None = None, callback=None) -> list[str]:
     "`num_samples` fillings (the new text only) of `fill_length` tokens between `prefix` and `suffix`."
     check_tokenizer(model, tokenizer, "infill")
-    _check_sampling(temperature, fill_length=fill_length, num_samples=num_samples, top_k=top_k, steps=steps)
+    _check_sampling(temperature, top_p, fill_length=fill_length, num_samples=num_samples, top_k=top_k, steps=steps)
     before, after = encode_text(tokenizer, prefix, "prefix"), encode_text(tokenizer, suffix, "suffix")
     if not model.can_infill: model.infill(before, after, fill_length)  # the paradigm's own error: the real sizes, who can
     out = model.infill(before, after, fill_length, steps, n=num_samples, temperature=temperature, top_k=top_k,
-                       callback=callback, generator=_generator(model, seed))                     # (n, fill_length)
+                       top_p=top_p, callback=callback, generator=_generator(model, seed))        # (n, fill_length)
     return [tokenizer.decode(row.tolist()) for row in out]
 
 # %% ../nbs/09_sample.ipynb #de03313a

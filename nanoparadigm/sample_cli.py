@@ -25,6 +25,7 @@ def main(checkpoint: str = None,  # checkpoint written by nanoparadigm_train (de
          num_samples: int = 1,  # samples to draw
          temperature: float = 1.0,  # < 1 sharper, > 1 flatter, 0 greedy
          top_k: int = None,  # sample only among the k most likely tokens (default: all tokens)
+         top_p: float = None,  # sample only among the likeliest tokens whose probabilities add up to top_p (default: all)
          steps: int = None,  # denoising steps of diffusion and flow (default: the model's)
          seed: int = 1337,  # random seed
          infill: bool = False,  # fill a gap between --prefix and --suffix instead of continuing --prompt
@@ -43,7 +44,8 @@ def main(checkpoint: str = None,  # checkpoint written by nanoparadigm_train (de
     if infill and prompt: _warn("--prompt is ignored with --infill; the context is --prefix and --suffix")
     if not infill and (prefix or suffix): _warn("--prefix and --suffix are used only with --infill")
     trace = Trace() if show_steps else None
-    kw = dict(num_samples=num_samples, temperature=temperature, top_k=top_k, steps=steps, seed=seed, callback=trace)
+    kw = dict(num_samples=num_samples, temperature=temperature, top_k=top_k, top_p=top_p, steps=steps, seed=seed,
+              callback=trace)
     if infill:
         fills = infill_text(net, tokenizer, prefix, suffix, fill_length, **kw)
         texts, before, after, n_new = [prefix + f + suffix for f in fills], prefix, suffix, fill_length

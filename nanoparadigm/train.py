@@ -49,6 +49,7 @@ class TrainArgs:
     tokenizer: str = "char"         # char or bpe (Python: also a tokenizer object)
     bpe_vocab_size: int = 512       # vocabulary size of the bpe tokenizer
     data_dir: str | None = None     # folder of WikiText-2's raw files (default: $NANOPARADIGM_DATA, else the download cache)
+    train_chars: int | None = None  # train on the first this many characters of the training split; validation unchanged (default: all)
     config: dict = field(default_factory=dict)  # fields of the paradigm's config (n_layer, n_embd, block_size, ...); the rest keep its defaults
     batch_size: int = 32            # windows per step and per process
     max_steps: int = 2000           # optimizer steps (the run stops at max_steps or epochs, whichever comes first)
@@ -139,6 +140,10 @@ def check_args(args: TrainArgs):
         raise ValueError(f"dataset={type(args.dataset).__name__}: must be a corpus name, a file path, a text, a list of documents, "
                          "a dict of splits or a TextDataset")
     if not isinstance(args.config, dict): raise ValueError(f"config={args.config!r}: must be a dict of model settings")
+    _check_number("train_chars", args.train_chars, int, 1, optional=True)
+    if args.train_chars is not None and isinstance(args.dataset, TextDataset):
+        raise ValueError("train_chars applies to a dataset the trainer builds; pass the corpus itself, or build "
+                         "TextDataset(..., train_chars=N) and leave train_chars out")
     check_positive(**{k: getattr(args, k) for k in ("batch_size", "max_steps", "eval_interval", "eval_batches", "bpe_vocab_size")})
     _check_number("seed", args.seed, int, 0, INT64_MAX)
     _check_number("warmup_steps", args.warmup_steps, int, 0)
@@ -330,7 +335,8 @@ def _dataset(source, args: TrainArgs, tokenizer) -> TextDataset:
     if isinstance(source, str) and source.startswith("text in memory ("):
         raise ValueError(f"the run in {args.run_dir} trained on {source}; to resume it, pass that text again as dataset=")
     if not isinstance(source, TextDataset):
-        return TextDataset(source, tokenizer=tokenizer, bpe_vocab_size=args.bpe_vocab_size, data_dir=args.data_dir)
+        return TextDataset(source, tokenizer=tokenizer, bpe_vocab_size=args.bpe_vocab_size, data_dir=args.data_dir,
+                           train_chars=args.train_chars)
     if isinstance(tokenizer, dict) and tokenizer != source.tokenizer.to_dict():  # resuming: the checkpoint's tokenizer
         raise ValueError(f"cannot resume {args.run_dir} on this TextDataset: its tokenizer differs from the one the run "
                          "trained with; build it with the checkpoint's tokenizer (load_model(...).tokenizer)")

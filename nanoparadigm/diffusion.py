@@ -251,6 +251,23 @@ def denoise(self: Diffusion, window: torch.Tensor, known: torch.Tensor, steps: i
     self.sampling_stats = {"steps": steps, "model_calls": calls, "row_evaluations": rows}
     return z
 
+# %% ../nbs/04_diffusion.ipynb #c7cb2102
+@patch
+def nelbo_steps(self: Diffusion, x: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    "One-sample estimate of the NELBO of the `steps`-step ancestral sampler for each row of `x` (B, T): (B,) nats."
+    check_positive(steps=steps)
+    u = stratified_uniform(x.size(0), generator, x.device)                          # (B,) one per stratum of [0, 1)
+    k = 1 + (u * steps).long().clamp(max=steps - 1)                                 # (B,) step index in {1..steps}
+    return self.nelbo(x, k / steps, generator)                                      # (B,) t = k/N, weight 1/t = N/k
+
+@patch
+def sampler_nll(self: Diffusion, x: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    """The bound on -log p(x) (B,) nats of the process the model's own sampler (`config.sampler`) draws from in `steps`
+    steps: the N-step NELBO for ancestral, the continuous NELBO for first hitting (which samples that process exactly),
+    None for the samplers whose bound is not known (confidence, exact_k)."""
+    if self.config.sampler == "first_hitting": return self.nll(x)
+    return self.nelbo_steps(self.check_batch(x), steps, generator) if self.config.sampler == "ancestral" else None
+
 # %% ../nbs/04_diffusion.ipynb #b3edca79
 def denoising_figure(model: Diffusion, decode, length: int = 64, steps: int = 64, rows: int = 8, sampler: str | None = None,
                      seed: int = 0, title: str = ""):

@@ -13,17 +13,17 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from .files import command, check_output_dir, FolderLock, write_atomic, pick_device, Progress
-from .likelihood import Run, load_run, likelihood, generation_speed, evaluating
+from .likelihood import Run, load_run, likelihood, generation_speed, evaluating, seeded
 from .judges import (NGramJudge, ModelJudge, CopyIndex, COPY_THRESHOLD, judges_for, score_texts, real_texts, frontier,
                                  plot_frontier)
 from .spans import span_task, span_baselines, plot_spans
 from .facts import reversal_curse, plot_reversal, known_entropy
 
 # %% auto #0
-__all__ = ['KNOWN_ENTROPY_SIZE', 'EVAL_PRESETS', 'NANOGPT_BPC', 'NANOGPT_NOTE', 'EvalSettings', 'Preset', 'check_preset',
-           'make_judges', 'copy_indexes', 'evaluate_run', 'evaluate', 'number_cell', 'interval_cell', 'bound_cell',
-           'markdown_table', 'excess_note', 'anchor_row', 'copy_cells', 'quality_table', 'format_table', 'write_report',
-           'main']
+__all__ = ['KNOWN_ENTROPY_SIZE', 'EVAL_PRESETS', 'BOUND_BATCHES', 'NANOGPT_BPC', 'NANOGPT_NOTE', 'EvalSettings', 'Preset',
+           'check_preset', 'make_judges', 'copy_indexes', 'sampler_bound', 'evaluate_run', 'evaluate', 'number_cell',
+           'interval_cell', 'bound_cell', 'markdown_table', 'excess_note', 'anchor_row', 'copy_cells', 'quality_table',
+           'format_table', 'write_report', 'main']
 
 # %% ../nbs/12e_report.ipynb #b1384388
 @dataclass
@@ -114,6 +114,22 @@ def copy_indexes(runs: list[Run]) -> dict:
     return copies
 
 # %% ../nbs/12e_report.ipynb #e6e57532
+BOUND_BATCHES = 4   # validation batches of each N-step bound when the settings score the whole split: a few suffice
+
+def sampler_bound(model, dataset, steps: int, settings: EvalSettings) -> dict:
+    "Bits/char of the validation windows under the bound of `model`'s own `steps`-step sampler (`sampler_nll`), with its Monte-Carlo error."
+    s, T = settings, model.config.block_size
+    with torch.no_grad():
+        probe = model.sampler_nll(dataset.val[None, :T].to(model.device).long(), steps)
+    if probe is None: return {}   # a sampler whose bound is not known: no number rather than another process's
+    with torch.no_grad(), seeded(s.seed, model.device):
+        nats = torch.cat([torch.stack([model.sampler_nll(x, steps).double().cpu() for _ in range(s.mc_repeats)], 1)   # (B, R)
+                          for x in dataset.iter_eval_batches("val", s.batch_size, T, s.eval_batches or BOUND_BATCHES, device=model.device)])
+    tokens = nats.size(0) * T
+    se = math.sqrt(nats.var(1).sum().item() / s.mc_repeats) / tokens if s.mc_repeats > 1 else None   # nats/token, as `likelihood`
+    return {"bound_bpc": dataset.bits_per_char(nats.mean(1).sum().item() / tokens, "val"),
+            "bound_bpc_mc_se": None if se is None else dataset.bits_per_char(se, "val")}
+
 def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, baselines: dict | None = None,
                  verbose: bool = False, progress: Progress | None = None, copies: CopyIndex | None = None) -> dict:
     "Every measure of one loaded `run`, scored by `judges` (and `copies`, the training split's CopyIndex), as one dict of plain data (see the table above)."
@@ -148,8 +164,10 @@ def evaluate_run(run: Run, judges: list, settings: EvalSettings | None = None, b
             if p["steps"] is None: continue
             say(f"speed at {p['steps']} steps", 0.7)
             sp = generation_speed(model, s.gen_batch, length, p["steps"], s.seed, s.timing_repeats)
-            row["curve"].append({"steps": p["steps"], "tokens_per_s": sp["tokens_per_s"], "entropy": p["entropy"]["mean"],
-                                 "judges": p["judges"]})
+            point = {"steps": p["steps"], "tokens_per_s": sp["tokens_per_s"], "entropy": p["entropy"]["mean"], "judges": p["judges"]}
+            if getattr(model, "sampler_nll", None) is not None:   # the likelihood bound of the sampler that wrote these samples
+                point.update(sampler_bound(model, ds, p["steps"], s))
+            row["curve"].append(point)
         span = min(s.span, model.config.block_size // 2)
         say("forward/reverse spans", 0.8)
         row.update(span_task(model, ds, s.n_pairs, span, s.choices, s.span_repeats, s.seed, n_boot=s.n_boot))
@@ -269,11 +287,17 @@ def format_table(rows: list[dict], known: list | None = None) -> str:
                              [[r["name"], f"{r['gen_batch']} × {r['gen_length']}", number_cell(r["tokens_per_s"], "{:,.0f}")] for r in rows])]
     curve = [(r, c) for r in rows for c in r["curve"]]
     if curve:
-        parts += ["\n### Speed and quality over sampling steps (iterative models, temperature 1)\n",
-                  markdown_table(["run", "steps", "tokens/s", *judges, "char entropy"],
+        bounded = any("bound_bpc" in c for _, c in curve)   # reports written before the N-step bound was measured have none
+        bound = lambda c: "–" if c.get("bound_bpc") is None else f"≤ {c['bound_bpc']:.3f}" + (
+            "" if c.get("bound_bpc_mc_se") is None else f" ± {c['bound_bpc_mc_se']:.3f}")
+        parts += ["\n### Speed and quality over sampling steps (iterative models, temperature 1"
+                  + ("; bound (N steps): bits/char of the validation split under the bound of the N-step sampler itself" if bounded else "")
+                  + ")\n",
+                  markdown_table(["run", "steps", "tokens/s", *judges, "char entropy"] + (["bound (N steps)"] if bounded else []),
                                  [[r["name"], c["steps"], number_cell(c["tokens_per_s"], "{:,.0f}"),
                                    *[interval_cell(c["judges"][j]["bits_per_char"], c["judges"][j]["ci"]) if j in c["judges"] else "–"
-                                     for j in judges], number_cell(c["entropy"], "{:.2f}")] for r, c in curve])]
+                                     for j in judges], number_cell(c["entropy"], "{:.2f}")] + ([bound(c)] if bounded else [])
+                                  for r, c in curve])]
     k, base = rows[0]["forward"], rows[0]["baselines"]
     cond = lambda d: (f"{interval_cell(d['bits_per_char'], d['bits_per_char_ci'])} ({d['conditional']})" if d["bits_per_char"] is not None
                       else f"– (no conditional bound; ranked by {d['ranked_by']})")

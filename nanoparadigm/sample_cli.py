@@ -5,6 +5,7 @@
 # %% ../nbs/11a_sample_cli.ipynb #a055c4ad
 from __future__ import annotations
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .files import command, pick_device
@@ -27,6 +28,7 @@ def main(checkpoint: str = None,  # checkpoint written by nanoparadigm_train (de
          top_k: int = None,  # sample only among the k most likely tokens (default: all tokens)
          top_p: float = None,  # sample only among the likeliest tokens whose probabilities add up to top_p (default: all)
          steps: int = None,  # denoising steps of diffusion and flow (default: the model's)
+         sampler: str = None,  # masked diffusion's and block diffusion's sampler: ancestral, confidence, first_hitting or exact_k (default: the model's)
          seed: int = 1337,  # random seed
          infill: bool = False,  # fill a gap between --prefix and --suffix instead of continuing --prompt
          prefix: str = "",  # text before the gap (--infill)
@@ -38,6 +40,8 @@ def main(checkpoint: str = None,  # checkpoint written by nanoparadigm_train (de
     path = Path(checkpoint) if checkpoint is not None else Path("out") / (model or "ar") / "best.pt"
     net, tokenizer = load_model(path, pick_device(device), paradigm=model)[:2]
     if steps is not None and not net.iterative: _warn(f"--steps is for iterative paradigms; '{net.name}' ignores it")
+    if sampler is not None and not hasattr(net.config, "sampler"): _warn(f"--sampler is for masked and block diffusion; '{net.name}' ignores it")
+    elif sampler is not None: net.config = replace(net.config, sampler=sampler)   # replace: the config checks the name
     if show_steps and not net.iterative:
         _warn(f"--show_steps traces iterative paradigms; '{net.name}' writes left to right, one token per step")
         show_steps = False
